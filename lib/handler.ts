@@ -1,0 +1,304 @@
+/**
+ * The HTTP side of server mode as a pure function from `Request` to `Response`: routing, service
+ * selection, status mapping and bodies. It knows nothing about sockets, TLS or the upstream; the
+ * checker, the name validator and the metrics hook are injected, so it is tested with
+ * `new Request(...)` alone.
+ *
+ * @module
+ */
+
+import { type CheckResult, type Outcome, statusTable, worstResult } from "./status.ts";
+
+/** What {@link healthHandler} needs to answer health requests. */
+export interface HealthHandlerOptions {
+  /** `-http-listen-path`: the readiness path. */
+  path: string;
+  /** `-http-liveness-path`; `""` or undefined turns it off. */
+  livenessPath?: string;
+  /** The configured services (from `-service-name`; `[""]` when it is not set). */
+  services: readonly string[];
+  /**
+   * True when `-service-name` was set: a `?serviceName=` naming anything but one of
+   * {@link services} is refused with 403.
+   */
+  serviceFixed: boolean;
+  /** Checks the services; one result per service, same order. Never rejects. */
+  check: (services: readonly string[]) => Promise<CheckResult[]>;
+  /** Returns why a service name is unacceptable, or undefined when it is fine. */
+  validateServiceName: (name: string) => string | undefined;
+  /**
+   * Called after each completed check with the path served, the results, the seconds the check
+   * took and the HTTP status sent.
+   */
+  observe?: (
+    path: string,
+    results: readonly CheckResult[],
+    seconds: number,
+    httpStatus: number,
+  ) => void;
+}
+
+/** Bodies stay well under 1 KiB (SPEC); this leaves room for the "omitted" marker. */
+const BODY_BUDGET = 900;
+/** Longest service name shown in a body; longer ones are cut (the validator should stop them). */
+const MAX_SHOWN_NAME = 200;
+
+/**
+ * Fixed, human-readable explanations per outcome for JSON bodies. They come from this table, never
+ * from `CheckResult.detail`, so upstream internals (addresses, error text) cannot leak.
+ */
+const explanations: Readonly<Record<Outcome, string>> = {
+  SERVING: "serving",
+  NOT_SERVING: "upstream reports NOT_SERVING",
+  UNKNOWN: "upstream reports UNKNOWN",
+  SERVICE_UNKNOWN: "upstream reports SERVICE_UNKNOWN",
+  NOT_FOUND: "service not found on upstream",
+  UNIMPLEMENTED: "upstream does not implement the health service",
+  DEADLINE_EXCEEDED: "health check timed out",
+  RPC_ERROR: "health check RPC failed",
+  CONNECTION_FAILED: "cannot connect to upstream",
+};
+
+/**
+ * Builds the request handler for the health (readiness) path and, optionally, the liveness path.
+ * Only GET and HEAD are served there (405 otherwise); every other path is 404 with a body that is
+ * not a health status.
+ */
+export function healthHandler(opts: HealthHandlerOptions): (req: Request) => Promise<Response> {
+  const path = normalizePath(opts.path);
+  // The readiness path wins if both are the same (flags should reject that combination).
+  const livenessPath = opts.livenessPath ? normalizePath(opts.livenessPath) : undefined;
+  const configured = opts.services.length > 0 ? [...opts.services] : [""];
+  const allowed = new Set(configured);
+
+  return async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    const liveness = url.pathname !== path && url.pathname === livenessPath;
+    if (url.pathname !== path && !liveness) return plain(req, 404, "not found\n");
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return plain(req, 405, "method not allowed\n", { "allow": "GET, HEAD" });
+    }
+
+    const picked = pickServices(url.search, configured, allowed, opts);
+    if ("error" in picked) return plain(req, picked.status, picked.error);
+
+    const started = performance.now();
+    let results: CheckResult[];
+    try {
+      results = await opts.check(picked.services);
+    } catch {
+      // The checker promises never to reject; if it does anyway, say nothing about why.
+      return plain(req, 500, "internal error\n");
+    }
+    if (results.length === 0) return plain(req, 500, "internal error\n");
+    const seconds = (performance.now() - started) / 1000;
+
+    const json = wantsJson(req.headers.get("accept"));
+    const answer = liveness ? livenessAnswer(results, json) : readinessAnswer(results, json);
+    opts.observe?.(liveness ? livenessPath! : path, results, seconds, answer.status);
+    return respond(req, answer.status, answer.body, json ? "application/json" : undefined);
+  };
+}
+
+/** Services picked for one request, or why the request is refused. */
+type Picked = { services: readonly string[] } | { status: number; error: string };
+
+/** Applies `?serviceName=`: validation (400), the configured-service rule (403), selection. */
+function pickServices(
+  search: string,
+  configured: readonly string[],
+  allowed: ReadonlySet<string>,
+  opts: HealthHandlerOptions,
+): Picked {
+  const values = queryValues(search, "serviceName");
+  if (values === undefined) return { status: 400, error: "bad request: malformed query string\n" };
+  if (values.length === 0) return { services: configured };
+  if (values.length > 1) {
+    return { status: 400, error: "bad request: serviceName given more than once\n" };
+  }
+  const name = values[0];
+  const invalid = opts.validateServiceName(name);
+  if (invalid !== undefined) {
+    return { status: 400, error: `bad request: invalid serviceName: ${shown(invalid)}\n` };
+  }
+  if (opts.serviceFixed && !allowed.has(name)) {
+    return { status: 403, error: "forbidden: serviceName is not a configured service\n" };
+  }
+  return { services: [name] };
+}
+
+/**
+ * The decoded values of query parameter `key`, or undefined when the query string is malformed
+ * (bad percent-encoding). `URLSearchParams` would silently keep `%zz` as text; a prober sending
+ * that should hear about it rather than have some other service checked.
+ */
+export function queryValues(search: string, key: string): string[] | undefined {
+  const query = search.startsWith("?") ? search.slice(1) : search;
+  const values: string[] = [];
+  if (query === "") return values;
+  for (const pair of query.split("&")) {
+    if (pair === "") continue;
+    const eq = pair.indexOf("=");
+    const rawKey = eq < 0 ? pair : pair.slice(0, eq);
+    const rawValue = eq < 0 ? "" : pair.slice(eq + 1);
+    let k: string, v: string;
+    try {
+      k = decodeURIComponent(rawKey.replaceAll("+", " "));
+      v = decodeURIComponent(rawValue.replaceAll("+", " "));
+    } catch {
+      return undefined;
+    }
+    if (k === key) values.push(v);
+  }
+  return values;
+}
+
+/** True when `application/json` is among the accepted media types (and not refused with q=0). */
+export function wantsJson(accept: string | null): boolean {
+  if (!accept) return false;
+  return accept.split(",").some((range) => {
+    const [type, ...params] = range.split(";");
+    if (type.trim().toLowerCase() !== "application/json") return false;
+    return !params.some((p) => /^\s*q\s*=\s*0(\.0*)?\s*$/i.test(p));
+  });
+}
+
+/** Status and body of a health answer, before it becomes a `Response`. */
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** The readiness answer: HTTP status of the worst result; one line (or entry) per service. */
+function readinessAnswer(results: readonly CheckResult[], json: boolean): Answer {
+  const worst = worstResult(results);
+  const status = statusTable[worst.outcome].http;
+  if (json) {
+    const entry = (r: CheckResult) => {
+      const e: Record<string, string> = { service: shownName(r.service) };
+      e.status = statusTable[r.outcome].reason;
+      if (r.outcome !== "SERVING") e.reason = explanations[r.outcome];
+      return e;
+    };
+    if (results.length === 1) return { status, body: JSON.stringify(entry(results[0])) + "\n" };
+    return {
+      status,
+      body: jsonList({ status: statusTable[worst.outcome].reason }, results.map(entry)),
+    };
+  }
+  return {
+    status,
+    body: textLines(results.map((r) => line(r.service, statusTable[r.outcome].reason))),
+  };
+}
+
+/**
+ * The liveness answer: 200 when the upstream answered the health RPC at all for every service
+ * (whatever it said), 503 when it could not be reached or did not answer in time.
+ */
+function livenessAnswer(results: readonly CheckResult[], json: boolean): Answer {
+  const live = (r: CheckResult) => statusTable[r.outcome].answered;
+  const allLive = results.every(live);
+  const status = allLive ? 200 : 503;
+  const word = (r: CheckResult) => live(r) ? "LIVE" : "NOT_LIVE";
+  if (json) {
+    const entry = (r: CheckResult) => ({
+      service: shownName(r.service),
+      status: word(r),
+      outcome: statusTable[r.outcome].reason,
+    });
+    if (results.length === 1) return { status, body: JSON.stringify(entry(results[0])) + "\n" };
+    return {
+      status,
+      body: jsonList({ status: allLive ? "LIVE" : "NOT_LIVE" }, results.map(entry)),
+    };
+  }
+  return {
+    status,
+    body: textLines(
+      results.map((r) => line(r.service, `${word(r)} ${statusTable[r.outcome].reason}`)),
+    ),
+  };
+}
+
+/** `<service> <text>`, or just `<text>` for the overall health (`""`). */
+function line(service: string, text: string): string {
+  return service === "" ? `${text}\n` : `${shownName(service)} ${text}\n`;
+}
+
+/** Joins lines up to the body budget; the rest is summarised as a count. */
+function textLines(lines: readonly string[]): string {
+  let body = "";
+  for (let i = 0; i < lines.length; i++) {
+    if (body.length + lines[i].length > BODY_BUDGET) {
+      return body + `... ${lines.length - i} more\n`;
+    }
+    body += lines[i];
+  }
+  return body;
+}
+
+/** `{...head, "services": [...]}` with entries up to the body budget, then `"omitted": N`. */
+function jsonList(head: Record<string, string>, entries: readonly object[]): string {
+  const kept: object[] = [];
+  let size = JSON.stringify(head).length + 40;
+  for (const e of entries) {
+    const n = JSON.stringify(e).length + 1;
+    if (size + n > BODY_BUDGET) break;
+    kept.push(e);
+    size += n;
+  }
+  const out: Record<string, unknown> = { ...head, services: kept };
+  if (kept.length < entries.length) out.omitted = entries.length - kept.length;
+  return JSON.stringify(out) + "\n";
+}
+
+/**
+ * A service name made safe to print: characters outside printable ASCII are escaped and long
+ * names cut. Names are validated before they get here; this is a second line of defence.
+ */
+function shownName(name: string): string {
+  const escaped = shown(name);
+  return escaped.length > MAX_SHOWN_NAME ? escaped.slice(0, MAX_SHOWN_NAME) + "..." : escaped;
+}
+
+/** Escapes everything outside printable ASCII as `\u{...}`, so no raw input reaches a body. */
+function shown(text: string): string {
+  let out = "";
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    out += c >= 0x20 && c < 0x7f ? ch : `\\u{${c.toString(16)}}`;
+    if (out.length > 2 * MAX_SHOWN_NAME) break;
+  }
+  return out;
+}
+
+/** The configured path as it appears in `URL.pathname` (so "/a b" matches "/a%20b"). */
+function normalizePath(p: string): string {
+  return new URL(p.startsWith("/") ? p : `/${p}`, "http://h").pathname;
+}
+
+const encoder = new TextEncoder();
+
+/** A `text/plain` answer that is not a health status (errors, 404, 405). */
+function plain(req: Request, status: number, body: string, extra?: HeadersInit): Response {
+  return respond(req, status, body, undefined, extra);
+}
+
+/** Builds the response; HEAD gets the same status and headers but no body. */
+function respond(
+  req: Request,
+  status: number,
+  body: string,
+  type = "text/plain",
+  extra?: HeadersInit,
+): Response {
+  const bytes = encoder.encode(body);
+  const headers = new Headers(extra);
+  headers.set("content-type", `${type}; charset=utf-8`);
+  headers.set("content-length", String(bytes.byteLength));
+  headers.set("cache-control", "no-store");
+  headers.set("x-content-type-options", "nosniff");
+  headers.set("vary", "Accept");
+  return new Response(req.method === "HEAD" ? null : bytes, { status, headers });
+}

@@ -1,0 +1,516 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../tests/assert.ts";
+import { certText } from "../tests/helpers.ts";
+import { type Listener, type ListenOptions, parseListenAddr, serveHealth } from "./listen.ts";
+import { silentLogger } from "./log.ts";
+
+const ca = certText("ca.pem");
+const tls = { cert: certText("server.pem"), key: certText("server-key.pem") };
+const client = { cert: certText("client.pem"), key: certText("client-key.pem") };
+const otherClient = { cert: certText("other-client.pem"), key: certText("other-client-key.pem") };
+
+/** Answers `<METHOD> <path>`; HEAD gets no body. */
+const echo = (req: Request) =>
+  new Response(req.method === "HEAD" ? null : `${req.method} ${new URL(req.url).pathname}\n`, {
+    headers: { "content-type": "text/plain" },
+  });
+
+function serve(over: Partial<ListenOptions> = {}): Promise<Listener> {
+  return serveHealth({ addr: "127.0.0.1:0", handler: echo, logger: silentLogger, ...over });
+}
+
+/** `https://localhost:<port>`: the server certificate names localhost. */
+const tlsUrl = (l: Listener, path = "/") => `https://localhost:${l.port}${path}`;
+
+/** Fetches with a dedicated client (closed afterwards, so no pooled connection leaks). */
+async function fetchWith(
+  url: string,
+  opts: Deno.CreateHttpClientOptions = {},
+  init: RequestInit = {},
+): Promise<{ status: number; text: string; headers: Headers }> {
+  const httpClient = Deno.createHttpClient(opts);
+  try {
+    const res = await fetch(url, { ...init, client: httpClient });
+    return { status: res.status, text: await res.text(), headers: res.headers };
+  } finally {
+    httpClient.close();
+  }
+}
+
+let curlChecked: boolean | undefined;
+/** Whether curl can be run; says so on the console when it cannot (tests then skip visibly). */
+async function haveCurl(test: string): Promise<boolean> {
+  if (curlChecked === undefined) {
+    try {
+      curlChecked = (await new Deno.Command("curl", { args: ["--version"], stdout: "null" })
+        .output()).success;
+    } catch {
+      curlChecked = false;
+    }
+  }
+  if (!curlChecked) console.warn(`SKIPPED (curl not installed): ${test}`);
+  return curlChecked;
+}
+
+/**
+ * Runs curl; returns its exit code, body (without its final newline), and
+ * `<http_code> <http_version>`.
+ */
+async function curl(args: string[]): Promise<{ code: number; body: string; info: string }> {
+  const out = await new Deno.Command("curl", {
+    args: ["-sS", "--max-time", "10", "-w", "\n%{http_code} %{http_version}", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const cut = text.lastIndexOf("\n");
+  return { code: out.code, body: text.slice(0, cut).replace(/\n$/, ""), info: text.slice(cut + 1) };
+}
+
+/** Writes the certificate files curl needs to a temporary directory. */
+async function pemFiles(): Promise<{ dir: string; file: (name: string) => string }> {
+  const dir = await Deno.makeTempDir({ prefix: "listen_test_" });
+  const files: Record<string, string> = {
+    "ca.pem": ca,
+    "client.pem": client.cert,
+    "client-key.pem": client.key,
+    "other.pem": otherClient.cert,
+    "other-key.pem": otherClient.key,
+  };
+  for (const [name, text] of Object.entries(files)) {
+    await Deno.writeTextFile(`${dir}/${name}`, text);
+  }
+  return { dir, file: (name) => `${dir}/${name}` };
+}
+
+/** A promise with its resolver, for holding a request in flight. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => open = r);
+  return { promise, open };
+}
+
+/**
+ * Reads from `conn` until the peer closes it (or it errors) and resolves with the ms that took;
+ * gives up after `limitMs` (closing it ourselves) and resolves with Infinity.
+ */
+async function untilClosed(conn: Deno.Conn, limitMs = 5000): Promise<number> {
+  const t0 = performance.now();
+  const limit = setTimeout(() => {
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }, limitMs);
+  let byPeer = true;
+  const buf = new Uint8Array(1024);
+  try {
+    while ((await conn.read(buf)) !== null) { /* discard */ }
+  } catch (e) {
+    // Reset or TLS error: closed by the peer as well, unless we closed it at the limit.
+    byPeer = !(e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted);
+  }
+  const took = performance.now() - t0;
+  clearTimeout(limit);
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+  return byPeer && took < limitMs ? took : Infinity;
+}
+
+Deno.test("parseListenAddr: accepted forms", () => {
+  assertEquals(parseListenAddr("localhost:8080"), { hostname: "localhost", port: 8080 });
+  assertEquals(parseListenAddr(":8080"), { hostname: "::", port: 8080 });
+  assertEquals(parseListenAddr("0.0.0.0:8080"), { hostname: "0.0.0.0", port: 8080 });
+  assertEquals(parseListenAddr("[::]:8080"), { hostname: "::", port: 8080 });
+  assertEquals(parseListenAddr("[::1]:0"), { hostname: "::1", port: 0 });
+  assertEquals(parseListenAddr("[fe80::1%eth0]:1"), { hostname: "fe80::1%eth0", port: 1 });
+  assertEquals(parseListenAddr("10.0.0.1:65535"), { hostname: "10.0.0.1", port: 65535 });
+});
+
+Deno.test("parseListenAddr: malformed addresses are RangeErrors with one-line messages", () => {
+  for (
+    const addr of [
+      "",
+      "localhost",
+      "localhost:",
+      "localhost:http",
+      "localhost:65536",
+      "localhost:-1",
+      "::1:8080",
+      "[::1]8080",
+      "[::1",
+      "[localhost]:80",
+      "bad host:80",
+      "a/b:80",
+    ]
+  ) {
+    try {
+      parseListenAddr(addr);
+      throw new Error(`accepted ${JSON.stringify(addr)}`);
+    } catch (e) {
+      assert(e instanceof RangeError, `${addr}: ${e}`);
+      assertStringIncludes(e.message, `invalid listen address "${addr}"`);
+      assert(!e.message.includes("\n"));
+    }
+  }
+});
+
+Deno.test("plain HTTP/1.1 via fetch, on IPv4, IPv6, localhost and all interfaces", async () => {
+  for (const addr of ["127.0.0.1:0", "[::1]:0", "localhost:0", ":0"]) {
+    const l = await serve({ addr });
+    try {
+      assertMatch(l.url, /^http:\/\/(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]):\d+$/);
+      assert(l.port > 0);
+      const target = addr === ":0" ? `http://127.0.0.1:${l.port}/x` : `${l.url}/x`;
+      const res = await fetchWith(target, { http2: false });
+      assertEquals([res.status, res.text], [200, "GET /x\n"], addr);
+    } finally {
+      await l.shutdown();
+    }
+  }
+});
+
+Deno.test("plain HTTP: ':port' listens on IPv6 and IPv4 (dual stack, like Go)", async () => {
+  const l = await serve({ addr: ":0" });
+  try {
+    for (const host of ["127.0.0.1", "[::1]"]) {
+      const res = await fetchWith(`http://${host}:${l.port}/`);
+      assertEquals(res.status, 200, host);
+    }
+  } finally {
+    await l.shutdown();
+  }
+});
+
+Deno.test("plain HTTP: h2c with prior knowledge (curl) and HTTP/1.1 HEAD", async () => {
+  if (!(await haveCurl("h2c with prior knowledge"))) return;
+  const l = await serve();
+  try {
+    const h2c = await curl(["--http2-prior-knowledge", `${l.url}/h2c`]);
+    assertEquals([h2c.code, h2c.body, h2c.info], [0, "GET /h2c", "200 2"]);
+    const h1 = await curl(["--http1.1", `${l.url}/h1`]);
+    assertEquals([h1.code, h1.body, h1.info], [0, "GET /h1", "200 1.1"]);
+    const head = await curl(["--http1.1", "-I", `${l.url}/`]);
+    assertEquals(head.code, 0);
+    assertMatch(head.body, /^HTTP\/1\.1 200/);
+  } finally {
+    await l.shutdown();
+  }
+});
+
+Deno.test("TLS: fetch trusting the test CA; curl gets h2 and http/1.1 by ALPN", async () => {
+  const l = await serve({ addr: "localhost:0", tls });
+  const pem = await pemFiles();
+  try {
+    assertMatch(l.url, /^https:/);
+    const res = await fetchWith(tlsUrl(l, "/tls"), { caCerts: [ca] });
+    assertEquals([res.status, res.text], [200, "GET /tls\n"]);
+    if (await haveCurl("TLS with ALPN h2 / http/1.1")) {
+      const h2 = await curl(["--cacert", pem.file("ca.pem"), "--http2", tlsUrl(l, "/a")]);
+      assertEquals([h2.code, h2.body, h2.info], [0, "GET /a", "200 2"]);
+      const h1 = await curl(["--cacert", pem.file("ca.pem"), "--http1.1", tlsUrl(l, "/b")]);
+      assertEquals([h1.code, h1.body, h1.info], [0, "GET /b", "200 1.1"]);
+    }
+    // A client that does not trust the CA fails its handshake.
+    let refused = false;
+    try {
+      await fetchWith(tlsUrl(l));
+    } catch {
+      refused = true;
+    }
+    assert(refused, "an untrusting client must not get an answer");
+  } finally {
+    await l.shutdown();
+    await Deno.remove(pem.dir, { recursive: true });
+  }
+});
+
+Deno.test("mTLS: a client certificate from the CA is accepted (fetch, curl h2 and http/1.1)", async () => {
+  const l = await serve({ addr: "localhost:0", tls, clientCa: ca });
+  const pem = await pemFiles();
+  try {
+    assertMatch(l.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetchWith(tlsUrl(l, "/m"), { caCerts: [ca], ...client });
+    assertEquals([res.status, res.text], [200, "GET /m\n"]);
+    const head = await fetchWith(tlsUrl(l, "/m"), { caCerts: [ca], ...client }, {
+      method: "HEAD",
+    });
+    assertEquals([head.status, head.text], [200, ""]);
+    if (await haveCurl("mTLS via curl")) {
+      const auth = ["--cacert", pem.file("ca.pem"), "--cert", pem.file("client.pem")];
+      auth.push("--key", pem.file("client-key.pem"));
+      const h2 = await curl([...auth, "--http2", tlsUrl(l, "/a?x=1")]);
+      assertEquals([h2.code, h2.body, h2.info], [0, "GET /a", "200 2"]);
+      const h1 = await curl([...auth, "--http1.1", tlsUrl(l, "/b")]);
+      assertEquals([h1.code, h1.body, h1.info], [0, "GET /b", "200 1.1"]);
+      const post = await curl([...auth, "--http1.1", "-X", "POST", "-d", "x=y", tlsUrl(l, "/p")]);
+      assertEquals([post.code, post.body, post.info], [0, "POST /p", "200 1.1"]);
+    }
+  } finally {
+    await l.shutdown();
+    await Deno.remove(pem.dir, { recursive: true });
+  }
+});
+
+Deno.test("mTLS: no client certificate, or one from another CA, is refused", async () => {
+  const l = await serve({ addr: "localhost:0", tls, clientCa: ca });
+  const pem = await pemFiles();
+  try {
+    for (const [name, opts] of [["none", {}], ["other CA", otherClient]] as const) {
+      const outcome = await fetchWith(tlsUrl(l), { caCerts: [ca], ...opts })
+        .then((r) => `HTTP ${r.status}`, () => "refused");
+      assertEquals(outcome, "refused", name);
+    }
+    if (await haveCurl("mTLS refusals via curl")) {
+      const none = await curl(["--cacert", pem.file("ca.pem"), tlsUrl(l)]);
+      assert(none.code !== 0 && none.body === "", `no cert: curl exit ${none.code}`);
+      const other = await curl([
+        ...["--cacert", pem.file("ca.pem"), "--cert", pem.file("other.pem")],
+        ...["--key", pem.file("other-key.pem"), tlsUrl(l)],
+      ]);
+      assert(other.code !== 0 && other.body === "", `other CA: curl exit ${other.code}`);
+    }
+    // The listener is still fine afterwards.
+    const ok = await fetchWith(tlsUrl(l), { caCerts: [ca], ...client });
+    assertEquals(ok.status, 200);
+  } finally {
+    await l.shutdown();
+    await Deno.remove(pem.dir, { recursive: true });
+  }
+});
+
+Deno.test("port in use: one clear line, for every kind of listener", async () => {
+  const first = await serve();
+  try {
+    const addr = `127.0.0.1:${first.port}`;
+    for (const extra of [{}, { tls }, { tls, clientCa: ca }]) {
+      try {
+        const l = await serve({ addr, ...extra });
+        await l.shutdown();
+        throw new Error("listened twice");
+      } catch (e) {
+        assert(e instanceof Error);
+        assertEquals(e.message, `cannot listen on ${addr}: address already in use`);
+      }
+    }
+  } finally {
+    await first.shutdown();
+  }
+});
+
+Deno.test("bad certificate, key or CA PEM: one clear line", async () => {
+  const cases: [string, Partial<ListenOptions>, RegExp][] = [
+    ["garbage cert", { tls: { cert: "garbage", key: tls.key } }, /bad TLS certificate/],
+    ["garbage key", { tls: { cert: tls.cert, key: "garbage" } }, /bad TLS key/],
+    ["mismatched key", { tls: { cert: tls.cert, key: client.key } }, /does not match/],
+    ["garbage CA", { tls, clientCa: "garbage" }, /bad client CA certificate/],
+    ["CA without cert", { clientCa: ca }, /needs a server certificate/],
+  ];
+  for (const [name, extra, re] of cases) {
+    try {
+      const l = await serve(extra);
+      await l.shutdown();
+      throw new Error(`${name}: accepted`);
+    } catch (e) {
+      assert(e instanceof Error);
+      assertMatch(e.message, /^cannot listen on 127\.0\.0\.1:0: /, name);
+      assertMatch(e.message, re, name);
+      assert(!e.message.includes("\n"), name);
+    }
+  }
+});
+
+Deno.test("a throwing handler gives a bare 500, and the listener goes on", async () => {
+  let calls = 0;
+  const l = await serve({
+    handler: () => {
+      if (calls++ === 0) throw new Error("secret internals 10.9.8.7");
+      return new Response("ok");
+    },
+  });
+  try {
+    const bad = await fetchWith(`${l.url}/`);
+    assertEquals([bad.status, bad.text], [500, "internal error\n"]);
+    assertEquals((await fetchWith(`${l.url}/`)).status, 200);
+  } finally {
+    await l.shutdown();
+  }
+});
+
+/** Shutdown while a request is held in flight: it gets its answer, new connections are refused. */
+async function shutdownWithInFlight(
+  over: Partial<ListenOptions>,
+  clientOpts: Deno.CreateHttpClientOptions,
+) {
+  const entered = gate();
+  const release = gate();
+  const l = await serve({
+    ...over,
+    handler: async (req) => {
+      entered.open();
+      await release.promise;
+      return new Response(`done ${new URL(req.url).pathname}`);
+    },
+  });
+  const base = over.tls ? tlsUrl(l) : `${l.url}/`;
+  const inFlight = fetchWith(`${base}slow`, clientOpts);
+  await entered.promise;
+  const t0 = performance.now();
+  const shut = l.shutdown();
+  // Let the listener close its socket, then check new connections are refused.
+  await new Promise((r) => setTimeout(r, 100));
+  let refused = false;
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+    c.close();
+  } catch {
+    refused = true;
+  }
+  assert(refused, "new connections must be refused while draining");
+  release.open();
+  const res = await inFlight;
+  assertEquals([res.status, res.text], [200, "done /slow"]);
+  await shut;
+  assert(performance.now() - t0 < 4000, "shutdown should not wait for the grace period");
+  assertEquals(l.shutdown(), l.shutdown(), "shutdown is idempotent");
+}
+
+Deno.test("shutdown lets an in-flight request finish (Deno.serve)", async () => {
+  await shutdownWithInFlight({}, {});
+});
+
+Deno.test("shutdown lets an in-flight request finish (node:http2 mTLS, h2)", async () => {
+  await shutdownWithInFlight({ addr: "localhost:0", tls, clientCa: ca }, {
+    caCerts: [ca],
+    ...client,
+  });
+});
+
+Deno.test("shutdown lets an in-flight request finish (node:http2 mTLS, HTTP/1.1)", async () => {
+  await shutdownWithInFlight({ addr: "localhost:0", tls, clientCa: ca }, {
+    caCerts: [ca],
+    ...client,
+    http2: false,
+  });
+});
+
+Deno.test("shutdown gives up on a request that never finishes after shutdownMs", async () => {
+  const never = gate();
+  const entered = gate();
+  const l = await serve({
+    timeouts: { shutdownMs: 300 },
+    handler: async () => {
+      entered.open();
+      await never.promise;
+      return new Response("late");
+    },
+  });
+  const httpClient = Deno.createHttpClient({});
+  const inFlight = fetch(`${l.url}/`, { client: httpClient }).then((r) => r.text()).catch(() => "");
+  await entered.promise;
+  const t0 = performance.now();
+  await l.shutdown();
+  const took = performance.now() - t0;
+  assert(took >= 250 && took < 2000, `shutdown took ${took} ms`);
+  never.open(); // let the handler and the server finish so the test leaks nothing
+  await inFlight;
+  httpClient.close();
+});
+
+Deno.test("Deno.serve: stalled clients do not block others (plain and TLS)", async () => {
+  for (const extra of [{}, { tls }]) {
+    const l = await serve(extra);
+    const conns: Deno.Conn[] = [];
+    try {
+      // One client stops mid-headers (or mid-handshake on TLS), another never sends a byte.
+      const partial = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+      conns.push(partial, await Deno.connect({ hostname: "127.0.0.1", port: l.port }));
+      await partial.write(
+        new TextEncoder().encode(
+          extra.tls ? "\x16\x03\x01\x02\x00\x01" : "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        ),
+      );
+      const t0 = performance.now();
+      const res = await fetchWith(extra.tls ? tlsUrl(l, "/other") : `${l.url}/other`, {
+        caCerts: [ca],
+      });
+      assertEquals(res.status, 200);
+      assert(performance.now() - t0 < 1000);
+    } finally {
+      for (const c of conns) c.close();
+      await l.shutdown();
+    }
+  }
+});
+
+Deno.test("node:http2 mTLS: slow or silent clients are cut off and do not block others", async () => {
+  const l = await serve({
+    addr: "localhost:0",
+    tls,
+    clientCa: ca,
+    timeouts: { handshakeMs: 300, headersMs: 400, idleMs: 700 },
+  });
+  try {
+    const tlsConn = (alpn: string) =>
+      Deno.connectTls({
+        hostname: "localhost",
+        port: l.port,
+        caCerts: [ca],
+        ...client,
+        alpnProtocols: [alpn],
+      });
+    // 1. TCP connection that never starts the handshake.
+    const silent = untilClosed(await Deno.connect({ hostname: "127.0.0.1", port: l.port }));
+    // 2. HTTP/1.1 slowloris: headers dripped forever.
+    const drip = await tlsConn("http/1.1");
+    await drip.handshake();
+    const dripClosed = untilClosed(drip);
+    let dripping = true;
+    const dripper = (async () => {
+      const line = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\nX-A: ");
+      for (let i = 0; dripping; i = (i + 1) % line.length) {
+        try {
+          await drip.write(line.subarray(i, i + 1));
+        } catch {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    // 3. HTTP/2 session that sends the preface and then nothing.
+    const idle = await tlsConn("h2");
+    await idle.handshake();
+    await idle.write(
+      new TextEncoder().encode(
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+      ),
+    );
+    const idleClosed = untilClosed(idle);
+
+    // Meanwhile a good client gets its answers.
+    const ok = await fetchWith(tlsUrl(l, "/ok"), { caCerts: [ca], ...client });
+    assertEquals(ok.status, 200);
+
+    const [tSilent, tDrip, tIdle] = await Promise.all([silent, dripClosed, idleClosed]);
+    dripping = false;
+    await dripper;
+    assert(tSilent < 2000, `silent TCP client held for ${tSilent} ms`);
+    assert(tDrip < 2000, `slowloris client held for ${tDrip} ms`);
+    assert(tIdle < 3000, `idle HTTP/2 session held for ${tIdle} ms`);
+  } finally {
+    await l.shutdown();
+  }
+});
+
+Deno.test("node:http2 mTLS: HTTP/1.1 keep-alive serves several requests on one connection", async () => {
+  const l = await serve({ addr: "localhost:0", tls, clientCa: ca });
+  const httpClient = Deno.createHttpClient({ caCerts: [ca], ...client, http2: false });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(tlsUrl(l, `/k${i}`), { client: httpClient });
+      assertEquals(await res.text(), `GET /k${i}\n`);
+    }
+  } finally {
+    httpClient.close();
+    await l.shutdown();
+  }
+});

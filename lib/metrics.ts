@@ -1,0 +1,162 @@
+/**
+ * Prometheus metrics with the names and labels of grpc_health_proxy, kept in a private
+ * prom-client registry (no global state), plus the process metrics that work under Deno.
+ *
+ * @module
+ */
+
+import client from "prom-client";
+import { type CheckResult, type Outcome, statusTable } from "./status.ts";
+
+/** Label value every service name outside the known set collapses to, so series stay bounded. */
+export const OTHER_SERVICE = "other";
+
+/** The metrics server mode records. */
+export interface HealthMetrics {
+  /**
+   * Records one answered health request: `grpc_health_check_seconds{path}`, and per result
+   * `grpc_health_check_service_duration_seconds{service_name}` (the whole check's duration:
+   * services are checked together) and `grpc_health_check_service_requests{code,service_name}`
+   * with `code` the HTTP status sent.
+   */
+  observe(path: string, results: readonly CheckResult[], seconds: number, httpStatus: number): void;
+  /** Counts a background-check state change into `status` (an outcome name). */
+  stateChange(service: string, status: string): void;
+  /** The exposition in Prometheus text format. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** Options for {@link createHealthMetrics}. */
+export interface HealthMetricsOptions {
+  /** Service names used verbatim as label values; any other becomes {@link OTHER_SERVICE}. */
+  knownServices: readonly string[];
+  /** Registers process metrics (default true). */
+  processMetrics?: boolean;
+}
+
+/**
+ * The prom-client default collectors whose values are real under Deno. Left out: the
+ * `/proc/self/*` readers (`process_resident_memory_bytes` and friends, `process_open_fds`,
+ * `process_max_fds`), which Deno only allows with `--allow-all` and so report 0;
+ * `nodejs_eventloop_lag_{min,max,mean,...}` (Deno's `monitorEventLoopDelay` records nothing),
+ * `nodejs_gc_duration_seconds` (no GC events), `nodejs_active_*` (mostly empty), and
+ * `nodejs_version_info` (would report Deno's Node-compat version as if it were Node's).
+ */
+const DEFAULT_METRICS_KEPT = [
+  "process_cpu_user_seconds_total",
+  "process_cpu_system_seconds_total",
+  "process_cpu_seconds_total",
+  "process_start_time_seconds",
+  "nodejs_eventloop_lag_seconds",
+  "nodejs_heap_size_total_bytes",
+  "nodejs_heap_size_used_bytes",
+  "nodejs_external_memory_bytes",
+  "nodejs_heap_space_size_total_bytes",
+  "nodejs_heap_space_size_used_bytes",
+  "nodejs_heap_space_size_available_bytes",
+];
+
+/** Creates the metrics in a registry of their own. */
+export function createHealthMetrics(opts: HealthMetricsOptions): HealthMetrics {
+  const registry = new client.Registry();
+  const known = new Set(opts.knownServices);
+  const serviceLabel = (s: string) => known.has(s) ? s : OTHER_SERVICE;
+  const outcomes = new Set(Object.keys(statusTable));
+
+  const checkSeconds = new client.Histogram({
+    name: "grpc_health_check_seconds",
+    help: "Duration of health check requests, by HTTP path.",
+    labelNames: ["path"],
+    registers: [registry],
+  });
+  const serviceSeconds = new client.Histogram({
+    name: "grpc_health_check_service_duration_seconds",
+    help: "Duration of health checks, by service.",
+    labelNames: ["service_name"],
+    registers: [registry],
+  });
+  const serviceRequests = new client.Counter({
+    name: "grpc_health_check_service_requests",
+    help: "Health check requests, by HTTP status code and service.",
+    labelNames: ["code", "service_name"],
+    registers: [registry],
+  });
+  const stateChanges = new client.Counter({
+    name: "grpc_health_proxy_state_changes_total",
+    help: "Changes of a service's health state seen by background checking.",
+    labelNames: ["service_name", "status"],
+    registers: [registry],
+  });
+
+  if (opts.processMetrics ?? true) registerProcessMetrics(registry);
+
+  return {
+    observe(path, results, seconds, httpStatus) {
+      checkSeconds.observe({ path }, seconds);
+      const code = String(httpStatus);
+      for (const r of results) {
+        const service_name = serviceLabel(r.service);
+        serviceSeconds.observe({ service_name }, seconds);
+        serviceRequests.inc({ code, service_name });
+      }
+    },
+    stateChange(service, status) {
+      stateChanges.inc({
+        service_name: serviceLabel(service),
+        status: outcomes.has(status) ? status as Outcome : OTHER_SERVICE,
+      });
+    },
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
+
+/**
+ * Process metrics: prom-client's default collectors that work under Deno (collected into a
+ * scratch registry, the useful ones moved over) and `process_resident_memory_bytes` from
+ * `Deno.memoryUsage()`, which needs no permission.
+ */
+function registerProcessMetrics(registry: client.Registry): void {
+  const scratch = new client.Registry();
+  client.collectDefaultMetrics({ register: scratch });
+  for (const name of DEFAULT_METRICS_KEPT) {
+    const metric = scratch.getSingleMetric(name);
+    if (metric) registry.registerMetric(metric);
+  }
+  new client.Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes.",
+    registers: [registry],
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+}
+
+/**
+ * Serves the exposition: GET (or HEAD) on `path`; other methods 405, other paths 404.
+ */
+export function metricsHandler(
+  metrics: HealthMetrics,
+  path: string,
+): (req: Request) => Promise<Response> {
+  return async (req) => {
+    if (new URL(req.url).pathname !== path) return text(req, 404, "not found\n");
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return text(req, 405, "method not allowed\n", { "allow": "GET, HEAD" });
+    }
+    const { contentType, body } = await metrics.render();
+    return new Response(req.method === "HEAD" ? null : body, {
+      status: 200,
+      headers: { "content-type": contentType, "cache-control": "no-store" },
+    });
+  };
+}
+
+function text(req: Request, status: number, body: string, extra?: Record<string, string>) {
+  return new Response(req.method === "HEAD" ? null : body, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...extra },
+  });
+}

@@ -1,0 +1,187 @@
+/**
+ * Server mode: wires the upstream channel, the coalescing checker, the HTTP handler, the
+ * listeners and the metrics together, and runs until SIGINT/SIGTERM.
+ *
+ * @module
+ */
+
+import { readFileSync } from "node:fs";
+import { coalescingChecker } from "./checker.ts";
+import { type Config, validateServiceName } from "./flags.ts";
+import { healthHandler } from "./handler.ts";
+import { type Listener, serveHealth } from "./listen.ts";
+import { createLogger, fileWriter, type Logger } from "./log.ts";
+import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
+import type { CheckResult, HealthChecker } from "./status.ts";
+import { UpstreamConfigError, UpstreamHealth } from "./upstream.ts";
+
+/** Exit code of server mode when it cannot start (glog.Fatal's, as grpc_health_proxy). */
+export const SERVER_START_FAILED = 255;
+
+/** The cap on distinct services checked upstream at once. */
+const MAX_IN_FLIGHT_CHECKS = 32;
+
+/** A user-fixable start-up problem (unreadable file, port in use). */
+class StartError extends Error {}
+
+function readFlagFile(flag: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    const reason = err instanceof Error && "code" in err ? String(err.code) : String(err);
+    throw new StartError(`cannot read ${flag} file "${path}": ${reason}`);
+  }
+}
+
+/**
+ * Wraps a checker so that each change of a service's outcome is logged once and counted;
+ * steady states produce no log lines (debug aside).
+ */
+export function stateTracking(
+  check: HealthChecker,
+  logger: Logger,
+  metrics: HealthMetrics,
+): HealthChecker {
+  const last = new Map<string, string>();
+  return async (service, signal) => {
+    const result: CheckResult = await check(service, signal);
+    const previous = last.get(service);
+    if (previous !== result.outcome) {
+      // Remember only bounded state: names beyond the cap are logged but not tracked.
+      if (last.size < 1000 || last.has(service)) last.set(service, result.outcome);
+      const fields = {
+        service,
+        from: previous ?? "none",
+        to: result.outcome,
+        ...(result.detail ? { detail: result.detail } : {}),
+      };
+      if (result.outcome === "SERVING") logger.info("upstream state changed", fields);
+      else logger.warn("upstream state changed", fields);
+      metrics.stateChange(service, result.outcome);
+    } else if (logger.debugEnabled) {
+      logger.debug("checked", { service, outcome: result.outcome });
+    }
+    return result;
+  };
+}
+
+/** What {@link startServer} started; `stop()` drains and closes everything. */
+export interface RunningServer {
+  readonly health: Listener;
+  readonly metrics?: Listener;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts server mode: the health listener (and the metrics listener when configured). Throws
+ * an Error with a one-line message when it cannot start.
+ */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  let upstream: UpstreamHealth;
+  try {
+    upstream = new UpstreamHealth({ ...config, fastReconnect: true });
+  } catch (err) {
+    if (err instanceof UpstreamConfigError) throw new StartError(err.message);
+    throw err;
+  }
+  try {
+    const tls = config.httpsListenCert
+      ? {
+        cert: readFlagFile("-https-listen-cert", config.httpsListenCert),
+        key: readFlagFile("-https-listen-key", config.httpsListenKey),
+      }
+      : undefined;
+    const clientCa = config.httpsListenVerify
+      ? readFlagFile("-https-listen-ca", config.httpsListenCa)
+      : undefined;
+    const metrics = createHealthMetrics({ knownServices: config.services });
+    const check = stateTracking(
+      coalescingChecker((s) => upstream.check(s), MAX_IN_FLIGHT_CHECKS),
+      logger,
+      metrics,
+    );
+    const handler = healthHandler({
+      path: config.httpListenPath,
+      livenessPath: config.httpLivenessPath,
+      services: config.services,
+      serviceFixed: config.serviceFlagSet,
+      check: (services) => Promise.all(services.map((s) => check(s))),
+      validateServiceName,
+      observe: (path, results, seconds, status) => metrics.observe(path, results, seconds, status),
+    });
+    const health = await serveHealth({
+      addr: config.httpListenAddr,
+      handler,
+      tls,
+      clientCa,
+      logger,
+    });
+    logger.info("checking upstream", { upstream: upstream.target, path: config.httpListenPath });
+    let metricsListener: Listener | undefined;
+    if (config.metricsHttpListenAddr) {
+      try {
+        metricsListener = await serveHealth({
+          addr: config.metricsHttpListenAddr,
+          handler: metricsHandler(metrics, config.metricsHttpPath),
+          logger,
+        });
+      } catch (err) {
+        // The SPEC: a metrics listener that cannot bind is logged; health serving goes on.
+        logger.error("metrics listener not started", { error: (err as Error).message });
+      }
+    }
+    return {
+      health,
+      metrics: metricsListener,
+      stop: async () => {
+        await Promise.all([health.shutdown(), metricsListener?.shutdown()]);
+        upstream.close();
+      },
+    };
+  } catch (err) {
+    upstream.close();
+    throw err;
+  }
+}
+
+/** Waits for SIGINT or SIGTERM. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const signals = ["SIGINT", "SIGTERM"] as const;
+    const handler = (name: string) => () => {
+      for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+      resolve(name);
+    };
+    const handlers = signals.map((s) => [s, handler(s)] as const);
+    for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  });
+}
+
+/** Runs server mode until SIGINT/SIGTERM and returns the exit code. */
+export async function runServer(config: Config): Promise<number> {
+  let logger: Logger;
+  try {
+    logger = createLogger({
+      json: config.jsonLog,
+      debug: config.debug || config.verbosity > 0,
+      write: config.logTarget ? fileWriter(config.logTarget) : undefined,
+    });
+  } catch (err) {
+    createLogger().error(`cannot open -logTarget file "${config.logTarget}"`, {
+      error: (err as Error).message,
+    });
+    return SERVER_START_FAILED;
+  }
+  let server: RunningServer;
+  try {
+    server = await startServer(config, logger);
+  } catch (err) {
+    logger.error((err as Error).message);
+    return SERVER_START_FAILED;
+  }
+  const signal = await untilSignal();
+  logger.info("shutting down", { signal });
+  await server.stop();
+  logger.info("stopped");
+  return 0;
+}

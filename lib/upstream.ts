@@ -1,0 +1,319 @@
+/**
+ * The upstream health client: one grpc-js channel to the upstream and `checkHealth`-style calls
+ * of `grpc.health.v1.Health/Check` on it, each bounded by the connect timeout (reaching READY)
+ * and then by the RPC timeout (the call), and classified into the {@link Outcome}s of the
+ * status table.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import tls from "node:tls";
+import * as grpc from "@grpc/grpc-js";
+import {
+  decodeHealthCheckResponse,
+  encodeHealthCheckRequest,
+  servingStatusName,
+} from "./health_codec.ts";
+import type { CheckResult, Outcome } from "./status.ts";
+
+/** How to reach the upstream: the flag values that concern it. */
+export interface UpstreamOptions {
+  /** `-addr`: host:port, :port, [v6]:port, unix:///abs, unix:rel, dns:///host:port. */
+  addr: string;
+  tls: boolean;
+  tlsNoVerify: boolean;
+  /** File paths; "" when not set. */
+  tlsCaCert: string;
+  tlsClientCert: string;
+  tlsClientKey: string;
+  tlsServerName: string;
+  userAgent: string;
+  connectTimeoutMs: number;
+  rpcTimeoutMs: number;
+  rpcHeaders: readonly (readonly [string, string])[];
+  gzip: boolean;
+  /**
+   * Reconnect quickly after the upstream goes away (server mode keeps one channel for its
+   * whole life; grpc-js's default backoff would hide a restarted upstream for seconds).
+   */
+  fastReconnect?: boolean;
+}
+
+/** A problem with the upstream options that the user must fix (an invalid argument). */
+export class UpstreamConfigError extends Error {
+  override name = "UpstreamConfigError";
+}
+
+/** The `detail` of a CONNECTION_FAILED result when the connect timeout ran out. */
+export const CONNECT_TIMEOUT = "connect timeout";
+
+const CHECK_METHOD = "/grpc.health.v1.Health/Check";
+const WATCH_METHOD = "/grpc.health.v1.Health/Watch";
+
+/** The dial target for an `-addr` value: `:port` dials localhost, as grpc-health-probe does. */
+export function dialTarget(addr: string): string {
+  return addr.startsWith(":") ? `localhost${addr}` : addr;
+}
+
+let ipServernameShimInstalled = false;
+
+/**
+ * grpc-js passes the target host as TLS `servername`; Deno's `node:tls` throws when that is an
+ * IP literal (Node ignores it, as RFC 6066 forbids IP SNI). Drop an IP `servername` before
+ * connecting: the certificate is then verified against the IP (its IP SANs), as in Node.
+ */
+function installIpServernameShim(): void {
+  if (ipServernameShimInstalled) return;
+  ipServernameShimInstalled = true;
+  const mutableTls = tls as { connect: typeof tls.connect };
+  const connect = mutableTls.connect;
+  mutableTls.connect = function (this: unknown, ...args: unknown[]) {
+    const [options] = args;
+    if (
+      options !== null && typeof options === "object" &&
+      typeof (options as tls.ConnectionOptions).servername === "string" &&
+      isIP((options as tls.ConnectionOptions).servername!.replace(/^\[|\]$/g, "")) !== 0
+    ) {
+      const { servername: _ip, ...rest } = options as tls.ConnectionOptions;
+      args[0] = rest;
+    }
+    return (connect as (...a: unknown[]) => tls.TLSSocket).apply(this, args);
+  } as typeof tls.connect;
+}
+
+function readPemFile(flag: string, path: string): Buffer {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (err) {
+    const reason = err instanceof Error && "code" in err ? String(err.code) : String(err);
+    throw new UpstreamConfigError(`cannot read ${flag} file "${path}": ${reason}`);
+  }
+  if (!data.toString("latin1").includes("-----BEGIN ")) {
+    throw new UpstreamConfigError(`${flag} file "${path}" holds no PEM data`);
+  }
+  return data;
+}
+
+/** Builds the channel credentials; throws {@link UpstreamConfigError} on unreadable files. */
+export function channelCredentials(opts: UpstreamOptions): grpc.ChannelCredentials {
+  if (!opts.tls) return grpc.credentials.createInsecure();
+  installIpServernameShim();
+  const ca = opts.tlsCaCert ? readPemFile("-tls-ca-cert", opts.tlsCaCert) : null;
+  const cert = opts.tlsClientCert ? readPemFile("-tls-client-cert", opts.tlsClientCert) : null;
+  const key = opts.tlsClientKey ? readPemFile("-tls-client-key", opts.tlsClientKey) : null;
+  const verify: grpc.VerifyOptions = opts.tlsNoVerify
+    ? { rejectUnauthorized: false, checkServerIdentity: () => undefined }
+    : {};
+  try {
+    return grpc.credentials.createSsl(ca, key, cert, verify);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new UpstreamConfigError(`invalid TLS material: ${reason}`);
+  }
+}
+
+function channelOptions(opts: UpstreamOptions): grpc.ChannelOptions {
+  const options: grpc.ChannelOptions = {
+    // The SPEC: proxy environment variables are not applied to the upstream.
+    "grpc.enable_http_proxy": 0,
+    "grpc.primary_user_agent": opts.userAgent,
+    // Health responses are a few bytes; refuse anything large from a misbehaving upstream.
+    "grpc.max_receive_message_length": 64 * 1024,
+    // No retries: a check reports what the upstream did, once.
+    "grpc.enable_retries": 0,
+    // grpc-js shares connections between clients of one target in a global pool; a channel of
+    // our own must not inherit another's failed-connection backoff.
+    "grpc.use_local_subchannel_pool": 1,
+  };
+  if (opts.gzip) options["grpc.default_compression_algorithm"] = 2; // gzip
+  if (opts.tls && opts.tlsServerName) {
+    options["grpc.ssl_target_name_override"] = opts.tlsServerName;
+    options["grpc.default_authority"] = opts.tlsServerName;
+  }
+  if (opts.fastReconnect) {
+    options["grpc.initial_reconnect_backoff_ms"] = 100;
+    options["grpc.min_reconnect_backoff_ms"] = 100;
+    options["grpc.max_reconnect_backoff_ms"] = 500;
+  }
+  return options;
+}
+
+/** How a connection attempt ended before the RPC. */
+type ReadyResult = { ok: true } | { ok: false; detail: string };
+
+// Details grpc-js puts on UNAVAILABLE when a call could not get a connection at all.
+const NO_CONNECTION =
+  /^No connection established\. Last error: (?:Error: )?(.*?)(?:\. Resolution note:.*)?$/s;
+
+/** A gRPC error's code and text, for logs and CLI output only. */
+function grpcErrorDetail(err: grpc.ServiceError): string {
+  return `rpc error: code = ${grpc.status[err.code] ?? err.code} desc = ${err.details}`;
+}
+
+function outcomeOfStatus(status: number): Outcome {
+  const name = servingStatusName(status);
+  // A status number the proto does not define is not SERVING: report it as UNKNOWN.
+  return status >= 0 && status <= 3 ? name : "UNKNOWN";
+}
+
+/** The result of one Check RPC that ended in a gRPC error. */
+function outcomeOfError(err: grpc.ServiceError): Outcome {
+  switch (err.code) {
+    case grpc.status.NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc.status.UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc.status.DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    default:
+      return "RPC_ERROR";
+  }
+}
+
+/** Health checks of one upstream over one long-lived channel. */
+export class UpstreamHealth {
+  readonly target: string;
+  readonly #client: grpc.Client;
+  readonly #opts: UpstreamOptions;
+  #closed = false;
+
+  /** Throws {@link UpstreamConfigError} when TLS files cannot be read. */
+  constructor(opts: UpstreamOptions) {
+    this.#opts = opts;
+    this.target = dialTarget(opts.addr);
+    this.#client = new grpc.Client(this.target, channelCredentials(opts), channelOptions(opts));
+  }
+
+  /**
+   * Checks one service: waits at most the connect timeout for a connection, then at most the
+   * RPC timeout for the answer. Resolves with the outcome; never rejects.
+   */
+  async check(service: string, signal?: AbortSignal): Promise<CheckResult> {
+    const ready = await this.#waitReady(signal);
+    if (!ready.ok) return { service, outcome: "CONNECTION_FAILED", detail: ready.detail };
+    return await this.#callCheck(service, signal);
+  }
+
+  /** Closes the channel gracefully (HTTP/2 GOAWAY, then FIN). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#client.close();
+  }
+
+  /** The channel's connectivity state, for logs. */
+  get state(): string {
+    return grpc.connectivityState[this.#client.getChannel().getConnectivityState(false)];
+  }
+
+  /**
+   * Opens a `Health/Watch` stream. `onStatus` gets each status number; `onEnd` gets the
+   * outcome the stream ended with (UNIMPLEMENTED means the upstream has no Watch).
+   * Returns a function that cancels the stream.
+   */
+  watch(
+    service: string,
+    onStatus: (result: CheckResult) => void,
+    onEnd: (result: CheckResult) => void,
+  ): () => void {
+    const call = this.#client.makeServerStreamRequest(
+      WATCH_METHOD,
+      (s: string) => Buffer.from(encodeHealthCheckRequest(s)),
+      (b: Buffer) => decodeHealthCheckResponse(b),
+      service,
+      this.#metadata(true),
+      {},
+    );
+    let ended = false;
+    const end = (result: CheckResult) => {
+      if (ended) return;
+      ended = true;
+      onEnd(result);
+    };
+    call.on("data", (status: number) => {
+      onStatus({ service, outcome: outcomeOfStatus(status) });
+    });
+    call.on("error", (err: grpc.ServiceError) => {
+      end({ service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) });
+    });
+    call.on("end", () => end({ service, outcome: "RPC_ERROR", detail: "watch stream ended" }));
+    return () => {
+      ended = true;
+      call.cancel();
+    };
+  }
+
+  #metadata(waitForReady = false): grpc.Metadata {
+    const md = new grpc.Metadata(waitForReady ? { waitForReady: true } : undefined);
+    for (const [name, value] of this.#opts.rpcHeaders) md.add(name, value);
+    return md;
+  }
+
+  /** Waits until the channel is READY or has failed to connect, within the connect timeout. */
+  #waitReady(signal?: AbortSignal): Promise<ReadyResult> {
+    const channel = this.#client.getChannel();
+    const deadline = Date.now() + this.#opts.connectTimeoutMs;
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (r: ReadyResult) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        resolve(r);
+      };
+      const onAbort = () => settle({ ok: false, detail: "cancelled" });
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const step = () => {
+        if (settled) return;
+        const state = channel.getConnectivityState(true);
+        // In TRANSIENT_FAILURE the Check call fails fast with the connection's real error.
+        if (
+          state === grpc.connectivityState.READY ||
+          state === grpc.connectivityState.TRANSIENT_FAILURE
+        ) {
+          return settle({ ok: true });
+        }
+        if (state === grpc.connectivityState.SHUTDOWN) {
+          return settle({ ok: false, detail: "channel closed" });
+        }
+        channel.watchConnectivityState(state, deadline, (err?: Error) => {
+          if (err) settle({ ok: false, detail: CONNECT_TIMEOUT });
+          else step();
+        });
+      };
+      step();
+    });
+  }
+
+  #callCheck(service: string, signal?: AbortSignal): Promise<CheckResult> {
+    return new Promise((resolve) => {
+      let call: grpc.ClientUnaryCall | undefined = undefined;
+      const onAbort = () => call?.cancel();
+      call = this.#client.makeUnaryRequest(
+        CHECK_METHOD,
+        (s: string) => Buffer.from(encodeHealthCheckRequest(s)),
+        (b: Buffer) => decodeHealthCheckResponse(b),
+        service,
+        this.#metadata(),
+        { deadline: Date.now() + this.#opts.rpcTimeoutMs },
+        (err: grpc.ServiceError | null, status?: number) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (!err) return resolve({ service, outcome: outcomeOfStatus(status ?? 0) });
+          const noConnection = err.code === grpc.status.UNAVAILABLE &&
+            NO_CONNECTION.exec(err.details);
+          if (noConnection) {
+            return resolve({ service, outcome: "CONNECTION_FAILED", detail: noConnection[1] });
+          }
+          resolve({ service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) });
+        },
+      );
+      if (signal?.aborted) call.cancel();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}

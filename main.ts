@@ -1,0 +1,103 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env
+/**
+ * grpc_health_proxy: tells load balancers, Kubernetes and people whether a gRPC server is
+ * healthy, through the gRPC Health Checking Protocol. Flags pick the mode (server, probe or
+ * runcli, see `lib/flags.ts`); this file only wires flags to the mode and the mode to an exit
+ * code.
+ *
+ * @module
+ */
+
+import { type Config, invalidArgumentExit, parseFlags, usage } from "./lib/flags.ts";
+import { writeStderr } from "./lib/log.ts";
+import { runOneShot } from "./lib/probe.ts";
+import { versionLine } from "./lib/version.ts";
+
+/** Where the program writes; tests pass their own. */
+export interface MainIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const encoder = new TextEncoder();
+const defaultIo: MainIo = {
+  stdout: (text) => {
+    Deno.stdout.writeSync(encoder.encode(text));
+  },
+  stderr: writeStderr,
+};
+
+/** Aborts on SIGINT/SIGTERM until disposed. */
+function signalAbort(onSignal: () => void): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const handler = () => {
+    onSignal();
+    controller.abort();
+  };
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const s of signals) Deno.addSignalListener(s, handler);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      for (const s of signals) Deno.removeSignalListener(s, handler);
+    },
+  };
+}
+
+async function runMode(config: Config, io: MainIo): Promise<number> {
+  if (config.mode === "server") {
+    // Loaded only here: probe start-up must not pay for the HTTP server and metrics.
+    const { runServer } = await import("./lib/server.ts");
+    return await runServer(config);
+  }
+  const cancel = signalAbort(() => io.stderr("cancellation received\n"));
+  try {
+    return await runOneShot(config.mode, config, {
+      print: (line) => io.stderr(line + "\n"),
+      signal: cancel.signal,
+    });
+  } finally {
+    cancel.dispose();
+  }
+}
+
+/**
+ * Runs the program with `args` (without the program name) and returns its exit code.
+ * `invokedAs` is the program's path or name (`grpc_health_probe` selects probe mode).
+ */
+export async function main(
+  args: string[],
+  invokedAs = "grpc_health_proxy",
+  io: MainIo = defaultIo,
+): Promise<number> {
+  const parsed = parseFlags(args, invokedAs);
+  if (!parsed.ok) {
+    io.stderr(`error: ${parsed.message}\n`);
+    return invalidArgumentExit[parsed.mode];
+  }
+  const config = parsed.config;
+  if (config.help) {
+    io.stdout(usage(config.mode));
+    return 0;
+  }
+  if (config.version) {
+    io.stdout(versionLine() + "\n");
+    return 0;
+  }
+  return await runMode(config, io);
+}
+
+/** The name this program was started under: the compiled binary's or the script's. */
+function invokedAs(): string {
+  const script = decodeURIComponent(new URL(Deno.mainModule).pathname);
+  const binary = Deno.execPath();
+  return /grpc_health_probe(\.[a-z]+)?$/.test(binary) ? binary : script;
+}
+
+if (import.meta.main) {
+  const code = await main(Deno.args, invokedAs());
+  // Let the event loop drain so the upstream connection closes gracefully (GOAWAY, FIN), but
+  // never hang on something left open.
+  Deno.exitCode = code;
+  Deno.unrefTimer(setTimeout(() => Deno.exit(code), 2000));
+}

@@ -1,0 +1,102 @@
+/**
+ * Helpers shared by the end-to-end tests: run the real `main.ts` as a subprocess, find the
+ * certificates, and start raw TCP servers for transport faults.
+ *
+ * @module
+ */
+
+/** The repository root. */
+export const root = new URL("..", import.meta.url).pathname;
+
+/** Path of a file in `certs/`. */
+export function cert(name: string): string {
+  return `${root}certs/${name}`;
+}
+
+/** Reads a file in `certs/` as text. */
+export function certText(name: string): string {
+  return Deno.readTextFileSync(cert(name));
+}
+
+/** The permissions the program is documented to run with. */
+export const programPermissions = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+];
+
+/** What a finished subprocess did. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for {@link runMain}. */
+export interface RunOptions {
+  env?: Record<string, string>;
+  /** Called with the running child (e.g. to send a signal). */
+  onStart?: (child: Deno.ChildProcess) => void;
+  /** Run this script instead of `main.ts` (e.g. the bundle). */
+  script?: string;
+  cwd?: string;
+}
+
+/** Runs the real program (`deno run <permissions> main.ts ...args`) and collects its output. */
+export async function runMain(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...programPermissions, opts.script ?? `${root}main.ts`, ...args],
+    env: { NO_COLOR: "1", ...opts.env },
+    cwd: opts.cwd ?? root,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  opts.onStart?.(child);
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * A TCP server on a free loopback port that accepts connections and then never speaks (a
+ * stand-in for an upstream that is not an HTTP/2 server); counts connections.
+ */
+export function silentTcpServer(): { port: number; connections: () => number; close: () => void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  let count = 0;
+  (async () => {
+    try {
+      for await (const conn of listener) {
+        count++;
+        conns.push(conn);
+      }
+    } catch {
+      // listener closed
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    connections: () => count,
+    close: () => {
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // already closed by the peer
+        }
+      }
+      listener.close();
+    },
+  };
+}
+
+/** A loopback port that nothing listens on (bound, then released). */
+export function closedPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
