@@ -117,3 +117,15 @@ export function worstResult(results: readonly CheckResult[]): CheckResult {
     statusTable[r.outcome].severity > statusTable[worst.outcome].severity ? r : worst
   );
 }
+
+/** The status table as a Markdown table, for the README (kept true by `deno task readme`). */
+export function statusTableMarkdown(): string {
+  const rows = Object.entries(statusTable).map(([outcome, r]) =>
+    `| ${outcome} | ${r.http} | ${r.runcli} | ${r.probe} | ${r.answered ? 200 : 503} |`
+  );
+  return [
+    "| upstream outcome | HTTP (readiness path) | runcli exit | probe exit | liveness path |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n") + "\n";
+}
