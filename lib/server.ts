@@ -6,6 +6,7 @@
  */
 
 import { readFileSync } from "node:fs";
+import { BackgroundChecker } from "./background.ts";
 import { coalescingChecker } from "./checker.ts";
 import { type Config, validateServiceName } from "./flags.ts";
 import { healthHandler } from "./handler.ts";
@@ -65,6 +66,53 @@ export function stateTracking(
   };
 }
 
+/**
+ * Starts background checking when `-check-interval` or `-watch` asks for it, and waits (at most
+ * one check's timeouts) for the first results so the first answers are real.
+ */
+async function startBackground(
+  config: Config,
+  upstream: UpstreamHealth,
+  logger: Logger,
+  metrics: HealthMetrics,
+): Promise<BackgroundChecker | undefined> {
+  if (config.checkIntervalMs <= 0 && !config.watch) return undefined;
+  const checkTimeoutMs = config.connectTimeoutMs + config.rpcTimeoutMs;
+  const background = new BackgroundChecker(upstream, {
+    services: config.services,
+    intervalMs: config.checkIntervalMs,
+    healthyThreshold: config.healthyThreshold,
+    unhealthyThreshold: config.unhealthyThreshold,
+    watch: config.watch,
+    checkTimeoutMs,
+    onStateChange: (service, from, to) => {
+      const fields = {
+        service,
+        from: from ?? "none",
+        to: to.outcome,
+        ...(to.detail ? { detail: to.detail } : {}),
+      };
+      if (to.outcome === "SERVING") logger.info("upstream state changed", fields);
+      else logger.warn("upstream state changed", fields);
+      metrics.stateChange(service, to.outcome);
+    },
+    onWatchFallback: (service) =>
+      logger.warn("Health/Watch is not implemented upstream; polling instead", { service }),
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    background.start(),
+    new Promise((resolve) => (timer = setTimeout(resolve, checkTimeoutMs))),
+  ]);
+  clearTimeout(timer);
+  logger.info("background checking", {
+    services: config.services,
+    ...(config.watch ? { watch: true } : { intervalMs: config.checkIntervalMs }),
+    stalenessBoundMs: background.stalenessBoundMs,
+  });
+  return background;
+}
+
 /** What {@link startServer} started; `stop()` drains and closes everything. */
 export interface RunningServer {
   readonly health: Listener;
@@ -84,6 +132,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     if (err instanceof UpstreamConfigError) throw new StartError(err.message);
     throw err;
   }
+  let background: BackgroundChecker | undefined;
   try {
     const tls = config.httpsListenCert
       ? {
@@ -95,11 +144,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       ? readFlagFile("-https-listen-ca", config.httpsListenCa)
       : undefined;
     const metrics = createHealthMetrics({ knownServices: config.services });
-    const check = stateTracking(
+    const onDemand = stateTracking(
       coalescingChecker((s) => upstream.check(s), MAX_IN_FLIGHT_CHECKS),
       logger,
       metrics,
     );
+    background = await startBackground(config, upstream, logger, metrics);
+    const bg = background;
+    // Configured services are answered from memory; any other ?serviceName= is checked on demand.
+    const check: HealthChecker = bg
+      ? (s) => bg.has(s) ? Promise.resolve(bg.current(s)) : onDemand(s)
+      : onDemand;
     const handler = healthHandler({
       path: config.httpListenPath,
       livenessPath: config.httpLivenessPath,
@@ -135,10 +190,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics: metricsListener,
       stop: async () => {
         await Promise.all([health.shutdown(), metricsListener?.shutdown()]);
+        bg?.stop();
         upstream.close();
       },
     };
   } catch (err) {
+    background?.stop();
     upstream.close();
     throw err;
   }

@@ -238,7 +238,11 @@ export class UpstreamHealth {
       onStatus({ service, outcome: outcomeOfStatus(status) });
     });
     call.on("error", (err: grpc.ServiceError) => {
-      end({ service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) });
+      // A stream that cannot start or loses its connection says UNAVAILABLE.
+      const outcome = err.code === grpc.status.UNAVAILABLE
+        ? "CONNECTION_FAILED"
+        : outcomeOfError(err);
+      end({ service, outcome, detail: grpcErrorDetail(err) });
     });
     call.on("end", () => end({ service, outcome: "RPC_ERROR", detail: "watch stream ended" }));
     return () => {
