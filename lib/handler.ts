@@ -72,7 +72,7 @@ export function healthHandler(opts: HealthHandlerOptions): (req: Request) => Pro
   const allowed = new Set(configured);
 
   return async (req: Request): Promise<Response> => {
-    const url = new URL(req.url);
+    const url = splitUrl(req.url);
     const liveness = url.pathname !== path && url.pathname === livenessPath;
     if (url.pathname !== path && !liveness) return plain(req, 404, "not found\n");
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -98,6 +98,21 @@ export function healthHandler(opts: HealthHandlerOptions): (req: Request) => Pro
     opts.observe?.(liveness ? livenessPath! : path, results, seconds, answer.status);
     return respond(req, answer.status, answer.body, json ? "application/json" : undefined);
   };
+}
+
+/**
+ * The path and query of a request URL. Probers send plain paths, so `URL` parsing (the costly
+ * part of a request) is skipped unless the path has something to normalise (`%`, `.`, `\\`).
+ */
+function splitUrl(href: string): { pathname: string; search: string } {
+  const start = href.indexOf("/", href.indexOf("//") + 2);
+  if (start < 0) return new URL(href);
+  const q = href.indexOf("?", start);
+  const end = q < 0 ? href.length : q;
+  const hash = href.indexOf("#", start);
+  const raw = href.slice(start, end);
+  if (hash >= 0 || /[%.\\]/.test(raw)) return new URL(href);
+  return { pathname: raw, search: q < 0 ? "" : href.slice(q) };
 }
 
 /** Services picked for one request, or why the request is refused. */
@@ -281,7 +296,12 @@ function normalizePath(p: string): string {
 const encoder = new TextEncoder();
 
 /** A `text/plain` answer that is not a health status (errors, 404, 405). */
-function plain(req: Request, status: number, body: string, extra?: HeadersInit): Response {
+function plain(
+  req: Request,
+  status: number,
+  body: string,
+  extra?: Record<string, string>,
+): Response {
   return respond(req, status, body, undefined, extra);
 }
 
@@ -291,14 +311,16 @@ function respond(
   status: number,
   body: string,
   type = "text/plain",
-  extra?: HeadersInit,
+  extra?: Record<string, string>,
 ): Response {
   const bytes = encoder.encode(body);
-  const headers = new Headers(extra);
-  headers.set("content-type", `${type}; charset=utf-8`);
-  headers.set("content-length", String(bytes.byteLength));
-  headers.set("cache-control", "no-store");
-  headers.set("x-content-type-options", "nosniff");
-  headers.set("vary", "Accept");
+  const headers: Record<string, string> = {
+    ...extra,
+    "content-type": `${type}; charset=utf-8`,
+    "content-length": String(bytes.byteLength),
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "vary": "Accept",
+  };
   return new Response(req.method === "HEAD" ? null : bytes, { status, headers });
 }

@@ -150,6 +150,9 @@ const NO_CONNECTION =
   /^No connection established\. Last error: (?:Error: )?(.*?)(?:\. Resolution note:.*)?$/s;
 
 /** A gRPC error's code and text, for logs and CLI output only. */
+// What grpc-js says when it tries to use an HTTP/2 session that is already gone.
+const DEAD_SESSION = /Failed to start HTTP\/2 stream|session has been destroyed/;
+
 function grpcErrorDetail(err: grpc.ServiceError): string {
   return `rpc error: code = ${grpc.status[err.code] ?? err.code} desc = ${err.details}`;
 }
@@ -166,7 +169,9 @@ function outcomeOfError(err: grpc.ServiceError): Outcome {
     case grpc.status.NOT_FOUND:
       return "NOT_FOUND";
     case grpc.status.UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
+      // grpc-js reports a response that ended without a whole message as UNIMPLEMENTED "No
+      // message received"; that is a broken answer, not a missing health service.
+      return err.details === "No message received" ? "RPC_ERROR" : "UNIMPLEMENTED";
     case grpc.status.DEADLINE_EXCEEDED:
       return "DEADLINE_EXCEEDED";
     default:
@@ -177,15 +182,34 @@ function outcomeOfError(err: grpc.ServiceError): Outcome {
 /** Health checks of one upstream over one long-lived channel. */
 export class UpstreamHealth {
   readonly target: string;
-  readonly #client: grpc.Client;
+  #client: grpc.Client;
   readonly #opts: UpstreamOptions;
+  readonly #credentials: grpc.ChannelCredentials;
   #closed = false;
 
   /** Throws {@link UpstreamConfigError} when TLS files cannot be read. */
   constructor(opts: UpstreamOptions) {
     this.#opts = opts;
     this.target = dialTarget(opts.addr);
-    this.#client = new grpc.Client(this.target, channelCredentials(opts), channelOptions(opts));
+    this.#credentials = channelCredentials(opts);
+    this.#client = this.#newClient();
+  }
+
+  #newClient(): grpc.Client {
+    return new grpc.Client(this.target, this.#credentials, channelOptions(this.#opts));
+  }
+
+  /**
+   * Replaces the channel when grpc-js kept a dead connection as READY: a GOAWAY that arrives
+   * while the connection is being set up is lost, and every later call then fails with
+   * "Failed to start HTTP/2 stream" forever, even once the upstream is back.
+   */
+  #healDeadConnection(err: grpc.ServiceError): void {
+    if (err.code !== grpc.status.INTERNAL || !DEAD_SESSION.test(err.details)) return;
+    if (this.#closed) return;
+    const dead = this.#client;
+    this.#client = this.#newClient();
+    dead.close();
   }
 
   /**
@@ -238,6 +262,7 @@ export class UpstreamHealth {
       onStatus({ service, outcome: outcomeOfStatus(status) });
     });
     call.on("error", (err: grpc.ServiceError) => {
+      this.#healDeadConnection(err);
       // A stream that cannot start or loses its connection says UNAVAILABLE.
       const outcome = err.code === grpc.status.UNAVAILABLE
         ? "CONNECTION_FAILED"
@@ -313,6 +338,7 @@ export class UpstreamHealth {
           if (noConnection) {
             return resolve({ service, outcome: "CONNECTION_FAILED", detail: noConnection[1] });
           }
+          this.#healDeadConnection(err);
           resolve({ service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) });
         },
       );

@@ -1,0 +1,73 @@
+/**
+ * Faults at the HTTP/2 and gRPC framing level, from a deliberately broken upstream: each gets a
+ * defined answer in probe mode and server mode, nothing crashes, no stack trace is printed, and
+ * the proxy answers correctly again once the upstream behaves.
+ */
+
+import { assert, assertEquals } from "./assert.ts";
+import { type RawFault, startRawUpstream } from "./fixture/raw_upstream.ts";
+import { runMain } from "./helpers.ts";
+import { parseFlags } from "../lib/flags.ts";
+import { silentLogger } from "../lib/log.ts";
+import { startServer } from "../lib/server.ts";
+
+/** The defined answer for each fault: probe exit code, HTTP status and body. */
+export const faultMatrix: Record<Exclude<RawFault, "serving">, [number, number, string]> = {
+  "goaway": [3, 503, "RPC_ERROR"],
+  "rst": [3, 503, "RPC_ERROR"],
+  "bad-protobuf": [3, 503, "RPC_ERROR"],
+  "unknown-enum": [4, 503, "UNKNOWN"],
+  "negative-enum": [4, 503, "UNKNOWN"],
+  "no-trailers": [3, 503, "RPC_ERROR"],
+  "http-500": [3, 503, "RPC_ERROR"],
+  "truncated": [3, 503, "RPC_ERROR"],
+  "huge": [3, 503, "RPC_ERROR"],
+};
+
+Deno.test({
+  name: "broken upstream answers get defined answers in probe and server mode",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    for (const [fault, [probeExit, http, body]] of Object.entries(faultMatrix)) {
+      await t.step(fault, async () => {
+        const upstream = await startRawUpstream(fault as RawFault);
+        const parsed = parseFlags([
+          `-grpcaddr=${upstream.target}`,
+          "-http-listen-addr=127.0.0.1:0",
+          "-metrics-http-listen-addr=",
+          "-rpc-timeout=500ms",
+          "-connect-timeout=500ms",
+        ]);
+        assert(parsed.ok);
+        const server = await startServer(parsed.config, silentLogger);
+        try {
+          const probe = await runMain([
+            `-addr=${upstream.target}`,
+            "-rpc-timeout=500ms",
+            "-connect-timeout=500ms",
+          ]);
+          assertEquals(probe.code, probeExit, probe.stderr);
+          assertEquals(probe.stderr.trim().split("\n").length, 1, probe.stderr);
+          assert(!/\n\s+at |Uncaught/.test(probe.stderr), probe.stderr);
+
+          const res = await fetch(server.health.url);
+          assertEquals([res.status, await res.text()], [http, `${body}\n`]);
+          // The proxy keeps serving: once the upstream behaves, the answer is right again.
+          upstream.fault = "serving";
+          let ok = 0;
+          for (let i = 0; i < 40 && ok !== 200; i++) {
+            const again = await fetch(server.health.url);
+            await again.body?.cancel();
+            ok = again.status;
+            if (ok !== 200) await new Promise((r) => setTimeout(r, 50));
+          }
+          assertEquals(ok, 200, `not healthy again after ${fault}`);
+        } finally {
+          await server.stop();
+          await upstream.close();
+        }
+      });
+    }
+  },
+});
