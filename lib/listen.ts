@@ -6,6 +6,12 @@
  * - mTLS (client certificates required) uses `node:http2`'s secure server, because `Deno.serve`
  *   cannot request client certificates; a small adapter turns its requests into Web `Request`s.
  *
+ * A TLS listener's certificate can be replaced while it runs ({@link Listener.updateCertificate}):
+ * `node:http2` swaps its secure context; `Deno.serve` cannot, so a second server with the new
+ * certificate is started on the same port (`SO_REUSEPORT`, which Deno only allows with
+ * `--unstable-net`) and the old one drains; without `--unstable-net` the old server is closed and
+ * the port bound again, refusing new connections for a few milliseconds.
+ *
  * @module
  */
 
@@ -50,6 +56,14 @@ export interface ListenOptions {
   logger: Logger;
   /** Overrides for {@link defaultTimeouts}. */
   timeouts?: Partial<ListenTimeouts>;
+  /**
+   * TLS on `Deno.serve` only: bind with `SO_REUSEPORT`, so that {@link Listener.updateCertificate}
+   * can start the new server before the old one stops (no connection is refused). Deno allows it
+   * only with `--unstable-net` (and exits the process when it is asked for without), so the
+   * default is {@link canReusePort}(); `true` without `--unstable-net` is a listen error;
+   * `false` makes certificate updates close and bind the port again.
+   */
+  reusePort?: boolean;
 }
 
 /** A running listener. */
@@ -65,6 +79,22 @@ export interface Listener {
    * Idempotent.
    */
   shutdown(): Promise<void>;
+  /**
+   * Serves a new certificate and key (PEM) to new connections, on the same port; connections
+   * already open and requests in flight finish undisturbed. Resolves once new handshakes get the
+   * new certificate. Rejects, keeping the current certificate, when the pair is unusable, the
+   * listener is plain HTTP or has been shut down. Concurrent calls are applied in order.
+   */
+  updateCertificate(pem: { cert: string; key: string }): Promise<void>;
+}
+
+/**
+ * Whether `Deno.serve` TLS listeners may use `SO_REUSEPORT` here: only with `--unstable-net`
+ * (detected through `Deno.listenDatagram`, which exists only under that flag) on a POSIX system.
+ */
+export function canReusePort(): boolean {
+  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function" &&
+    Deno.build.os !== "windows";
 }
 
 /**
@@ -111,6 +141,7 @@ export async function serveHealth(opts: ListenOptions): Promise<Listener> {
 
   if (opts.tls) checkPem(opts.tls.cert, opts.tls.key, opts.clientCa, fail);
   else if (opts.clientCa) throw fail("a client CA needs a server certificate and key");
+  if (opts.reusePort && !canReusePort()) throw fail("reusePort needs deno --unstable-net");
 
   const start = (host: string) =>
     opts.clientCa
@@ -163,31 +194,146 @@ function serveDeno(
   handler: (req: Request) => Promise<Response>,
   timeouts: ListenTimeouts,
 ): Listener {
+  const log = opts.logger;
   const options = {
-    hostname,
-    port,
     onListen() {}, // no "Listening on" line on stdout; serveHealth logs instead
     onError(e: unknown) {
-      opts.logger.error("request failed", { error: reason(e) });
+      log.error("request failed", { error: reason(e) });
       return new Response("internal error\n", { status: 500 });
     },
   };
-  const server = opts.tls
-    ? Deno.serve({ ...options, cert: opts.tls.cert, key: opts.tls.key }, handler)
-    : Deno.serve(options, handler);
-  const addr = server.addr as Deno.NetAddr;
+  if (!opts.tls) {
+    const server = Deno.serve({ ...options, hostname, port }, handler);
+    const addr = server.addr as Deno.NetAddr;
+    let closing: Promise<void> | undefined;
+    return listenerFor(
+      addr.hostname,
+      addr.port,
+      "http",
+      () => closing ??= drain(server, timeouts.shutdownMs, log, "shutdown"),
+      () => Promise.reject(certificateError("a plain HTTP listener has no certificate")),
+    );
+  }
+
+  const reusePort = opts.reusePort ?? canReusePort();
+  const serveTls = (pem: { cert: string; key: string }, host: string, p: number) =>
+    Deno.serve({ ...options, hostname: host, port: p, reusePort, ...pem }, handler);
+  if (reusePort) {
+    // SO_REUSEPORT would also let a second copy of this program share the port without a word;
+    // an ordinary bind first keeps "address already in use" for that mistake.
+    const probe = Deno.listen({ hostname, port });
+    ({ hostname, port } = probe.addr);
+    probe.close();
+  }
+  let current: Deno.HttpServer | undefined = serveTls(opts.tls, hostname, port);
+  let pem = opts.tls;
+  const bound = current.addr as Deno.NetAddr;
+  const draining = new Set<Promise<void>>();
+  const retire = (server: Deno.HttpServer, why: string) => {
+    const done = drain(server, timeouts.shutdownMs, log, why);
+    draining.add(done);
+    done.then(() => draining.delete(done));
+    return done;
+  };
+
+  // With SO_REUSEPORT: start the new server, then drain the old one (the kernel spreads new
+  // connections over both until the old one closes). Without: close the old one and bind again.
+  // Either way the old server's in-flight requests finish in the background.
+  const swap = async (next: { cert: string; key: string }) => {
+    if (reusePort) {
+      const old = current;
+      current = serveTls(next, bound.hostname, bound.port); // throws on a bad pair: old kept
+      pem = next;
+      if (old) retire(old, "certificate update");
+      return;
+    }
+    // The old server goes before the new one exists, so prove the pair loads first (when net
+    // permissions allow a throwaway listener; otherwise a failure rebinds the old pair below).
+    try {
+      Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...next }).close();
+    } catch (e) {
+      if (!(e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable)) {
+        throw e;
+      }
+    }
+    const t0 = performance.now();
+    if (current) retire(current, "certificate update");
+    current = undefined;
+    try {
+      current = await rebind(() => serveTls(next, bound.hostname, bound.port));
+      pem = next;
+    } catch (e) {
+      try {
+        current = await rebind(() => serveTls(pem, bound.hostname, bound.port));
+      } catch {
+        log.error("certificate update: lost the listening port", { url: listener.url });
+      }
+      throw e;
+    }
+    log.warn(
+      "certificate update: new connections were refused while the port was bound again " +
+        "(run deno with --unstable-net for seamless updates)",
+      { url: listener.url, refusedMs: Math.round((performance.now() - t0) * 10) / 10 },
+    );
+  };
+
+  let closed = false;
   let closing: Promise<void> | undefined;
-  return listenerFor(
-    addr.hostname,
-    addr.port,
-    opts.tls ? "https" : "http",
+  let swaps: Promise<unknown> = Promise.resolve();
+  const listener = listenerFor(
+    bound.hostname,
+    bound.port,
+    "https",
     () =>
-      closing ??= bounded(server.shutdown(), timeouts.shutdownMs, () => {
-        opts.logger.warn("shutdown: gave up waiting for in-flight requests", {
-          waitedMs: timeouts.shutdownMs,
-        });
-      }),
+      closing ??= (async () => {
+        closed = true;
+        await swaps;
+        if (current) retire(current, "shutdown");
+        await Promise.all(draining);
+      })(),
+    // deno-lint-ignore require-await -- async so that every failure is a rejection
+    async (next) => {
+      const check = () => {
+        if (closed) throw new Error("the listener is shut down");
+        checkPem(next.cert, next.key, undefined, certificateError);
+      };
+      check();
+      const run = swaps.then(() => {
+        check(); // again: a shutdown may have come first
+        return swap(next);
+      }).catch((e) => {
+        throw e instanceof Error && e.message.startsWith("certificate not replaced")
+          ? e
+          : certificateError(e);
+      });
+      swaps = run.catch(() => {});
+      return run;
+    },
   );
+  return listener;
+}
+
+/** The `updateCertificate` error for an unusable pair. */
+const certificateError = (e: unknown) => new Error(`certificate not replaced: ${reason(e)}`);
+
+/** Binds again (the old socket closes asynchronously), retrying "in use" for up to 1 s. */
+async function rebind(bind: () => Deno.HttpServer): Promise<Deno.HttpServer> {
+  const t0 = performance.now();
+  for (;;) {
+    try {
+      return bind();
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AddrInUse) || performance.now() - t0 > 1000) throw e;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+}
+
+/** Shuts a `Deno.serve` server down, waiting at most `ms` for its in-flight requests. */
+function drain(server: Deno.HttpServer, ms: number, log: Logger, why: string): Promise<void> {
+  return bounded(server.shutdown(), ms, () => {
+    log.warn(`${why}: gave up waiting for in-flight requests`, { waitedMs: ms });
+  });
 }
 
 /** The common parts of a {@link Listener}. */
@@ -196,9 +342,10 @@ function listenerFor(
   port: number,
   scheme: string,
   shutdown: () => Promise<void>,
+  updateCertificate: Listener["updateCertificate"],
 ): Listener {
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-  return { hostname, port, url: `${scheme}://${host}:${port}`, shutdown };
+  return { hostname, port, url: `${scheme}://${host}:${port}`, shutdown, updateCertificate };
 }
 
 /** Resolves when `p` settles or after `ms`, whichever comes first (then calls `onTimeout`). */
@@ -323,7 +470,19 @@ async function serveNode(
       for (const s of sessions) s.destroy();
       for (const sock of h1.keys()) sock.destroy();
     })();
-  return listenerFor(addr.address, addr.port, "https", shutdown);
+  // New handshakes use the new context; open sessions keep theirs. The whole context is
+  // replaced, so the client CA is passed again (without it client certificates would fail).
+  // deno-lint-ignore require-await -- async so that every failure is a rejection
+  const updateCertificate = async (pem: { cert: string; key: string }) => {
+    if (closing) throw certificateError("the listener is shut down");
+    checkPem(pem.cert, pem.key, undefined, certificateError);
+    try {
+      server.setSecureContext({ cert: pem.cert, key: pem.key, ca: opts.clientCa });
+    } catch (e) {
+      throw certificateError(e);
+    }
+  };
+  return listenerFor(addr.address, addr.port, "https", shutdown, updateCertificate);
 }
 
 /** HTTP/1-only headers that HTTP/2 forbids; never copied into a node response. */

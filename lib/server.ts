@@ -10,7 +10,8 @@ import { BackgroundChecker } from "./background.ts";
 import { coalescingChecker } from "./checker.ts";
 import { type Config, validateServiceName } from "./flags.ts";
 import { healthHandler } from "./handler.ts";
-import { type Listener, serveHealth } from "./listen.ts";
+import { type PemPair, selfSignedCertificate, watchCertificateFiles } from "./certificates.ts";
+import { type Listener, parseListenAddr, serveHealth } from "./listen.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
 import type { CheckResult, HealthChecker } from "./status.ts";
@@ -133,13 +134,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     throw err;
   }
   let background: BackgroundChecker | undefined;
+  let certWatcher: { close(): void } | undefined;
   try {
-    const tls = config.httpsListenCert
-      ? {
+    let tls: PemPair | undefined;
+    if (config.httpsListenCert) {
+      tls = {
         cert: readFlagFile("-https-listen-cert", config.httpsListenCert),
         key: readFlagFile("-https-listen-key", config.httpsListenKey),
-      }
-      : undefined;
+      };
+    } else if (config.httpsSelfSigned) {
+      // In memory, for probers that do not verify certificates (GKE, ALB).
+      const { hostname } = parseListenAddr(config.httpListenAddr);
+      const named = !["::", "0.0.0.0", ""].includes(hostname) && !hostname.includes("%");
+      tls = await selfSignedCertificate({ hostnames: named ? [hostname] : [] });
+    }
     const clientCa = config.httpsListenVerify
       ? readFlagFile("-https-listen-ca", config.httpsListenCa)
       : undefined;
@@ -171,6 +179,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       clientCa,
       logger,
     });
+    if (config.httpsListenCert) {
+      // cert-manager rotates the files: new handshakes get the new pair, nothing is dropped.
+      certWatcher = watchCertificateFiles(
+        config.httpsListenCert,
+        config.httpsListenKey,
+        (pem) => health.updateCertificate(pem),
+        { logger, initial: tls },
+      );
+    }
     logger.info("checking upstream", { upstream: upstream.target, path: config.httpListenPath });
     let metricsListener: Listener | undefined;
     if (config.metricsHttpListenAddr) {
@@ -189,12 +206,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       health,
       metrics: metricsListener,
       stop: async () => {
+        certWatcher?.close();
         await Promise.all([health.shutdown(), metricsListener?.shutdown()]);
         bg?.stop();
         upstream.close();
       },
     };
   } catch (err) {
+    certWatcher?.close();
     background?.stop();
     upstream.close();
     throw err;
