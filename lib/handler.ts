@@ -24,6 +24,11 @@ export interface HealthHandlerOptions {
   serviceFixed: boolean;
   /** Checks the services; one result per service, same order. Never rejects. */
   check: (services: readonly string[]) => Promise<CheckResult[]>;
+  /**
+   * Answers from memory when it can (background checking), synchronously; undefined sends the
+   * request to {@link check}.
+   */
+  checkNow?: (services: readonly string[]) => CheckResult[] | undefined;
   /** Returns why a service name is unacceptable, or undefined when it is fine. */
   validateServiceName: (name: string) => string | undefined;
   /**
@@ -64,14 +69,29 @@ const explanations: Readonly<Record<Outcome, string>> = {
  * Only GET and HEAD are served there (405 otherwise); every other path is 404 with a body that is
  * not a health status.
  */
-export function healthHandler(opts: HealthHandlerOptions): (req: Request) => Promise<Response> {
+export function healthHandler(
+  opts: HealthHandlerOptions,
+): (req: Request) => Response | Promise<Response> {
   const path = normalizePath(opts.path);
   // The readiness path wins if both are the same (flags should reject that combination).
   const livenessPath = opts.livenessPath ? normalizePath(opts.livenessPath) : undefined;
   const configured = opts.services.length > 0 ? [...opts.services] : [""];
   const allowed = new Set(configured);
 
-  return async (req: Request): Promise<Response> => {
+  const finish = (
+    req: Request,
+    liveness: boolean,
+    results: CheckResult[],
+    seconds: number,
+  ): Response => {
+    if (results.length === 0) return plain(req, 500, "internal error\n");
+    const json = wantsJson(req.headers.get("accept"));
+    const answer = liveness ? livenessAnswer(results, json) : readinessAnswer(results, json);
+    opts.observe?.(liveness ? livenessPath! : path, results, seconds, answer.status);
+    return respond(req, answer.status, answer.body, json ? "application/json" : undefined);
+  };
+
+  return (req: Request): Response | Promise<Response> => {
     const url = splitUrl(req.url);
     const liveness = url.pathname !== path && url.pathname === livenessPath;
     if (url.pathname !== path && !liveness) return plain(req, 404, "not found\n");
@@ -82,21 +102,16 @@ export function healthHandler(opts: HealthHandlerOptions): (req: Request) => Pro
     const picked = pickServices(url.search, configured, allowed, opts);
     if ("error" in picked) return plain(req, picked.status, picked.error);
 
-    const started = performance.now();
-    let results: CheckResult[];
-    try {
-      results = await opts.check(picked.services);
-    } catch {
-      // The checker promises never to reject; if it does anyway, say nothing about why.
-      return plain(req, 500, "internal error\n");
-    }
-    if (results.length === 0) return plain(req, 500, "internal error\n");
-    const seconds = (performance.now() - started) / 1000;
+    // Answers from memory (background checking) come back synchronously: no promise, no clock.
+    const known = opts.checkNow?.(picked.services);
+    if (known) return finish(req, liveness, known, 0);
 
-    const json = wantsJson(req.headers.get("accept"));
-    const answer = liveness ? livenessAnswer(results, json) : readinessAnswer(results, json);
-    opts.observe?.(liveness ? livenessPath! : path, results, seconds, answer.status);
-    return respond(req, answer.status, answer.body, json ? "application/json" : undefined);
+    const started = performance.now();
+    return opts.check(picked.services).then(
+      (results) => finish(req, liveness, results, (performance.now() - started) / 1000),
+      // The checker promises never to reject; if it does anyway, say nothing about why.
+      () => plain(req, 500, "internal error\n"),
+    );
   };
 }
 
@@ -313,14 +328,17 @@ function respond(
   type = "text/plain",
   extra?: Record<string, string>,
 ): Response {
-  const bytes = encoder.encode(body);
+  // Few headers: each one costs measurably per request. No caching anywhere (no-store), so no
+  // Vary; Deno adds Content-Length to GET answers itself.
   const headers: Record<string, string> = {
     ...extra,
     "content-type": `${type}; charset=utf-8`,
-    "content-length": String(bytes.byteLength),
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
-    "vary": "Accept",
   };
-  return new Response(req.method === "HEAD" ? null : bytes, { status, headers });
+  if (req.method === "HEAD") {
+    headers["content-length"] = String(encoder.encode(body).byteLength);
+    return new Response(null, { status, headers });
+  }
+  return new Response(body, { status, headers });
 }

@@ -21,6 +21,7 @@ function setup(
   outcome: Outcome | ((service: string) => Outcome),
   over: Partial<HealthHandlerOptions> = {},
 ): { handler: (req: Request) => Promise<Response>; calls: Calls } {
+  // Tests await the handler whether it answered synchronously or not.
   const calls: Calls = { checked: [], observed: [] };
   const pick = typeof outcome === "function" ? outcome : () => outcome;
   const handler = healthHandler({
@@ -40,7 +41,7 @@ function setup(
       calls.observed.push({ path, results, seconds, status }),
     ...over,
   });
-  return { handler, calls };
+  return { handler: (req) => Promise.resolve(handler(req)), calls };
 }
 
 const get = (path: string, init?: RequestInit) => new Request(`http://proxy.test${path}`, init);
@@ -83,7 +84,9 @@ Deno.test("HEAD: same status and headers as GET, no body", async () => {
   const full = await handler(get("/"));
   assertEquals(head.status, 501);
   assertEquals(head.body, null);
-  assertEquals([...head.headers], [...full.headers]);
+  // On the wire GET carries the same Content-Length (Deno adds it for a string body).
+  const withoutLength = (h: Headers) => [...h].filter(([k]) => k !== "content-length");
+  assertEquals(withoutLength(head.headers), withoutLength(full.headers));
   assertEquals(head.headers.get("content-length"), String((await full.text()).length));
 });
 
@@ -348,4 +351,22 @@ Deno.test("body never contains detail, in any format or path", async () => {
       }
     }
   }
+});
+
+Deno.test("answers from memory (checkNow) are synchronous and skip the async checker", () => {
+  const { calls } = setup("SERVING");
+  const handler = healthHandler({
+    path: "/",
+    services: ["a"],
+    serviceFixed: true,
+    check: () => Promise.reject(new Error("must not be called")),
+    checkNow: (services) => services.map((service) => ({ service, outcome: "NOT_SERVING" })),
+    validateServiceName: validate,
+    observe: (path, results, seconds, status) =>
+      calls.observed.push({ path, results, seconds, status }),
+  });
+  const res = handler(get("/"));
+  if (!(res instanceof Response)) throw new Error("expected a synchronous Response");
+  assertEquals(res.status, 503);
+  assertEquals(calls.observed.length, 1);
 });

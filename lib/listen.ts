@@ -167,16 +167,21 @@ export async function serveHealth(opts: ListenOptions): Promise<Listener> {
 function guarded(
   handler: ListenOptions["handler"],
   logger: Logger,
-): (req: Request) => Promise<Response> {
-  return async (req) => {
+): (req: Request) => Response | Promise<Response> {
+  const failed = (e: unknown) => {
+    logger.error("request handler failed", { error: reason(e) });
+    return new Response("internal error\n", {
+      status: 500,
+      headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+    });
+  };
+  // Synchronous answers stay synchronous: Deno.serve sends them without another turn.
+  return (req) => {
     try {
-      return await handler(req);
+      const res = handler(req);
+      return res instanceof Response ? res : res.catch(failed);
     } catch (e) {
-      logger.error("request handler failed", { error: reason(e) });
-      return new Response("internal error\n", {
-        status: 500,
-        headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
-      });
+      return failed(e);
     }
   };
 }
@@ -191,7 +196,7 @@ function serveDeno(
   hostname: string,
   port: number,
   opts: ListenOptions,
-  handler: (req: Request) => Promise<Response>,
+  handler: (req: Request) => Response | Promise<Response>,
   timeouts: ListenTimeouts,
 ): Listener {
   const log = opts.logger;
@@ -370,7 +375,7 @@ async function serveNode(
   hostname: string,
   port: number,
   opts: ListenOptions,
-  handler: (req: Request) => Promise<Response>,
+  handler: (req: Request) => Response | Promise<Response>,
   timeouts: ListenTimeouts,
 ): Promise<Listener> {
   const server = http2.createSecureServer({
@@ -501,7 +506,7 @@ const HOP_BY_HOP = new Set([
 async function answerNode(
   req: IncomingMessage,
   res: ServerResponse,
-  handler: (req: Request) => Promise<Response>,
+  handler: (req: Request) => Response | Promise<Response>,
   fallbackHost: string,
   lastOnConnection: () => boolean,
 ): Promise<void> {

@@ -169,6 +169,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       services: config.services,
       serviceFixed: config.serviceFlagSet,
       check: (services) => Promise.all(services.map((s) => check(s))),
+      checkNow: bg
+        ? (services) =>
+          services.every((s) => bg.has(s)) ? services.map((s) => bg.current(s)) : undefined
+        : undefined,
       validateServiceName,
       observe: (path, results, seconds, status) => metrics.observe(path, results, seconds, status),
     });

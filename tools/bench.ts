@@ -2,10 +2,11 @@
  * `deno task bench`: measures what the README reports, on this machine, with load generator,
  * proxy and upstream sharing it.
  *
- * - probe start-up: median wall time and peak RSS of `main.ts -addr=...` against a SERVING
- *   upstream (GNU time, 15 runs, warm cache);
- * - server mode: wrk with 16 keep-alive HTTP/1.1 connections for 10 s against a SERVING
- *   upstream (on-demand checks), reporting req/s, p99 and the HTTP-requests-per-RPC ratio.
+ * - probe start-up: median wall time and peak RSS (GNU time) of `main.ts -addr=...` and of the
+ *   bundle against a SERVING upstream (21 runs after one warm-up);
+ * - server mode: wrk with 16 keep-alive HTTP/1.1 connections for 10 s (on-demand checks) and
+ *   64 connections with `-check-interval=1s`, reporting req/s, p50, p99 and the
+ *   HTTP-requests-per-RPC ratio counted at the upstream.
  *
  * Needs `wrk` and `/usr/bin/time` (`apt-get install wrk time`); a part whose tool is missing
  * says SKIPPED.
@@ -40,39 +41,31 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-async function benchProbe(fixture: HealthFixture): Promise<void> {
+/** Median wall time (measured around the spawn) and peak RSS (GNU time) of probe runs. */
+async function benchProbe(fixture: HealthFixture, label: string, script: string[]): Promise<void> {
   if (!(await has("/usr/bin/time"))) {
     console.log("SKIPPED probe start-up: /usr/bin/time missing (apt-get install time)");
     return;
   }
   const walls: number[] = [];
   const rss: number[] = [];
-  const runs = 15;
+  const runs = 21;
   for (let i = 0; i < runs + 1; i++) {
+    const started = performance.now();
     const out = await new Deno.Command("/usr/bin/time", {
-      args: [
-        "-f",
-        "%e %M",
-        Deno.execPath(),
-        "run",
-        ...perms,
-        `${root}main.ts`,
-        `-addr=${fixture.target}`,
-      ],
+      args: ["-f", "%M", Deno.execPath(), "run", ...perms, ...script, `-addr=${fixture.target}`],
       stderr: "piped",
     }).output();
+    const wall = performance.now() - started;
     const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
     if (out.code !== 0) throw new Error(`probe failed: ${lines.join(" ")}`);
-    const [wall, kb] = lines.at(-1)!.split(" ").map(Number);
     if (i === 0) continue; // warms the cache
-    walls.push(wall * 1000);
-    rss.push(kb / 1024);
+    walls.push(wall);
+    rss.push(Number(lines.at(-1)) / 1024);
   }
   console.log(
-    `probe (SERVING, plaintext, ${runs} runs): median ${median(walls).toFixed(0)} ms wall, ` +
-      `median peak RSS ${median(rss).toFixed(1)} MB, max peak RSS ${
-        Math.max(...rss).toFixed(1)
-      } MB`,
+    `probe, ${label} (SERVING, plaintext, ${runs} runs): median ${median(walls).toFixed(0)} ms ` +
+      `wall, median peak RSS ${median(rss).toFixed(1)} MB (max ${Math.max(...rss).toFixed(1)} MB)`,
   );
 }
 
@@ -94,8 +87,8 @@ async function wrk(url: string, connections: number, seconds: number): Promise<W
   return {
     requests: num(/(\d+) requests in/),
     rps: num(/Requests\/sec:\s+([\d.]+)/),
-    p50: /50%\s+(\S+)/.exec(text)?.[1] ?? "?",
-    p99: /99%\s+(\S+)/.exec(text)?.[1] ?? "?",
+    p50: /^\s+50%\s+(\S+)/m.exec(text)?.[1] ?? "?",
+    p99: /^\s+99%\s+(\S+)/m.exec(text)?.[1] ?? "?",
     non2xx: num(/Non-2xx or 3xx responses: (\d+)/) || 0,
   };
 }
@@ -157,9 +150,31 @@ if (import.meta.main) {
   const fixture = await HealthFixture.start();
   try {
     console.log(`deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores`);
-    if (!args.has("--server-only")) await benchProbe(fixture);
+    if (!args.has("--server-only")) {
+      await benchProbe(fixture, "deno run main.ts", [`${root}main.ts`]);
+      const build = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "bundle",
+          "--platform=deno",
+          "--minify",
+          "--output=/tmp/ghp_bench.js",
+          `${root}main.ts`,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (build.success) {
+        await benchProbe(fixture, "bundle (deno task build)", ["--no-config", "/tmp/ghp_bench.js"]);
+      }
+    }
     if (!args.has("--probe-only")) {
       await benchServer(fixture, "server, on-demand checks, 16 connections", [], 16);
+      await benchServer(
+        fixture,
+        "server, -check-interval=1s, 64 connections",
+        ["-check-interval=1s"],
+        64,
+      );
     }
   } finally {
     await fixture.stop();
