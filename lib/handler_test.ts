@@ -55,7 +55,8 @@ Deno.test("every row of the status table maps to its HTTP status and a text body
     const res = await handler(get("/"));
     assertEquals(res.status, row.http, outcome);
     assertEquals(res.headers.get("content-type"), "text/plain; charset=utf-8");
-    assertEquals(res.headers.get("cache-control"), "no-store");
+    // Content-Type alone keeps Deno.serve on its fast path (see respond()).
+    assertEquals([...res.headers.keys()], ["content-type"]);
     const body = await res.text();
     assertEquals(body, `${row.reason}\n`, outcome);
     assert(!body.includes("10.1.2.3"), "detail must not leak");
@@ -369,4 +370,16 @@ Deno.test("answers from memory (checkNow) are synchronous and skip the async che
   if (!(res instanceof Response)) throw new Error("expected a synchronous Response");
   assertEquals(res.status, 503);
   assertEquals(calls.observed.length, 1);
+});
+
+Deno.test("markup characters in names are escaped in bodies; errors are no-store, nosniff", async () => {
+  const { handler } = setup("NOT_FOUND");
+  const res = await handler(get("/?serviceName=%3Cscript%3Ex%26%22'%3C%2Fscript%3E"));
+  const body = await res.text();
+  assertEquals(body.includes("<") || body.includes(">") || body.includes("&"), false, body);
+  assertEquals(body, "\\u{3c}script\\u{3e}x\\u{26}\\u{22}\\u{27}\\u{3c}/script\\u{3e} NOT_FOUND\n");
+  const notFound = await handler(get("/nope"));
+  assertEquals(notFound.headers.get("cache-control"), "no-store");
+  assertEquals(notFound.headers.get("x-content-type-options"), "nosniff");
+  await notFound.body?.cancel();
 });
