@@ -10,7 +10,6 @@
 
 import { type Config, invalidArgumentExit, parseFlags, usage } from "./lib/flags.ts";
 import { writeStderr } from "./lib/log.ts";
-import { runOneShot } from "./lib/probe.ts";
 import { versionLine } from "./lib/version.ts";
 
 /** Where the program writes; tests pass their own. */
@@ -44,12 +43,31 @@ function signalAbort(onSignal: () => void): { signal: AbortSignal; dispose: () =
   };
 }
 
+/**
+ * The permission a mode cannot run without and that Deno would only report with a stack trace
+ * (grpc-js reads environment variables while it loads), as a one-line fix; undefined when fine.
+ */
+export function missingPermission(): string | undefined {
+  const env = Deno.permissions.querySync({ name: "env", variable: "GRPC_NODE_VERBOSITY" });
+  if (env.state !== "granted") {
+    return "grpc-js needs to read its GRPC_* environment variables: run with --allow-env";
+  }
+  return undefined;
+}
+
 async function runMode(config: Config, io: MainIo): Promise<number> {
+  const missing = missingPermission();
+  if (missing) {
+    io.stderr(`error: ${missing}\n`);
+    return invalidArgumentExit[config.mode];
+  }
   if (config.mode === "server") {
     // Loaded only here: probe start-up must not pay for the HTTP server and metrics.
     const { runServer } = await import("./lib/server.ts");
     return await runServer(config);
   }
+  // Loaded after the permission check: importing grpc-js reads the environment.
+  const { runOneShot } = await import("./lib/probe.ts");
   const cancel = signalAbort(() => io.stderr("cancellation received\n"));
   try {
     return await runOneShot(config.mode, config, {
@@ -95,6 +113,13 @@ function invokedAs(): string {
 }
 
 if (import.meta.main) {
+  // A rejection nobody handled (inside a library, say) is one log line, never a stack trace,
+  // and never takes a serving health proxy down.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    const reason = e.reason instanceof Error ? e.reason.message : String(e.reason);
+    writeStderr(`error: unexpected failure: ${reason.split("\n")[0]}\n`);
+  });
   const code = await main(Deno.args, invokedAs());
   // Let the event loop drain so the upstream connection closes gracefully (GOAWAY, FIN), but
   // never hang on something left open.
