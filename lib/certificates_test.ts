@@ -1,3 +1,4 @@
+import { capturingLogger } from "./log.ts";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { assert, assertEquals, assertMatch } from "../tests/assert.ts";
@@ -9,7 +10,6 @@ import {
   watchCertificateFiles,
 } from "./certificates.ts";
 import { serveHealth } from "./listen.ts";
-import type { Logger } from "./log.ts";
 
 const DAY_MS = 86_400_000;
 const ca = certText("ca.pem");
@@ -21,24 +21,6 @@ const pairB: PemPair = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A logger that keeps its lines. */
-function capturingLogger(): { logger: Logger; lines: { level: string; msg: string }[] } {
-  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    lines.push({ level, msg, fields });
-  };
-  return {
-    lines,
-    logger: {
-      debugEnabled: false,
-      debug: at("debug"),
-      info: at("info"),
-      warn: at("warn"),
-      error: at("error"),
-    },
-  };
-}
 
 /** Waits until `cond()` holds, failing after `ms`. */
 async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {

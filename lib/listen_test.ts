@@ -1,3 +1,4 @@
+import { capturingLogger } from "./log.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../tests/assert.ts";
 import { certText } from "../tests/helpers.ts";
 import {
@@ -7,7 +8,7 @@ import {
   parseListenAddr,
   serveHealth,
 } from "./listen.ts";
-import { type Logger, silentLogger } from "./log.ts";
+import { silentLogger } from "./log.ts";
 
 const ca = certText("ca.pem");
 const tls = { cert: certText("server.pem"), key: certText("server-key.pem") };
@@ -538,24 +539,6 @@ type ClientOpts = Deno.CreateHttpClientOptions & { cert?: string; key?: string }
 const h1Client: ClientOpts = { ...client, http2: false };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A logger that keeps its lines, for checking what was logged. */
-function capturingLogger(): { logger: Logger; lines: { level: string; msg: string }[] } {
-  const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    lines.push({ level, msg, fields });
-  };
-  return {
-    lines,
-    logger: {
-      debugEnabled: false,
-      debug: at("debug"),
-      info: at("info"),
-      warn: at("warn"),
-      error: at("error"),
-    },
-  };
-}
 
 /**
  * Whether a new client (a fresh `Deno.createHttpClient`, so a new connection and handshake)

@@ -79,3 +79,24 @@ export const silentLogger: Logger = {
   warn() {},
   error() {},
 };
+
+/** A logger that keeps its lines in memory (for tests, and callers that inspect what was logged). */
+export function capturingLogger(): {
+  logger: Logger;
+  lines: { level: LogLevel; msg: string; fields?: LogFields }[];
+} {
+  const lines: { level: LogLevel; msg: string; fields?: LogFields }[] = [];
+  const at = (level: LogLevel) => (msg: string, fields?: LogFields) => {
+    lines.push({ level, msg, fields });
+  };
+  return {
+    lines,
+    logger: {
+      debugEnabled: false,
+      debug: at("debug"),
+      info: at("info"),
+      warn: at("warn"),
+      error: at("error"),
+    },
+  };
+}

@@ -35,6 +35,25 @@ function readFlagFile(flag: string, path: string): string {
   }
 }
 
+/** Logs a service's state change once (warn when it is not SERVING) and counts it. */
+function reportStateChange(
+  logger: Logger,
+  metrics: HealthMetrics,
+  service: string,
+  from: string | undefined,
+  to: CheckResult,
+): void {
+  const fields = {
+    service,
+    from: from ?? "none",
+    to: to.outcome,
+    ...(to.detail ? { detail: to.detail } : {}),
+  };
+  if (to.outcome === "SERVING") logger.info("upstream state changed", fields);
+  else logger.warn("upstream state changed", fields);
+  metrics.stateChange(service, to.outcome);
+}
+
 /**
  * Wraps a checker so that each change of a service's outcome is logged once and counted;
  * steady states produce no log lines (debug aside).
@@ -51,15 +70,7 @@ export function stateTracking(
     if (previous !== result.outcome) {
       // Remember only bounded state: names beyond the cap are logged but not tracked.
       if (last.size < 1000 || last.has(service)) last.set(service, result.outcome);
-      const fields = {
-        service,
-        from: previous ?? "none",
-        to: result.outcome,
-        ...(result.detail ? { detail: result.detail } : {}),
-      };
-      if (result.outcome === "SERVING") logger.info("upstream state changed", fields);
-      else logger.warn("upstream state changed", fields);
-      metrics.stateChange(service, result.outcome);
+      reportStateChange(logger, metrics, service, previous, result);
     } else if (logger.debugEnabled) {
       logger.debug("checked", { service, outcome: result.outcome });
     }
@@ -86,17 +97,7 @@ async function startBackground(
     unhealthyThreshold: config.unhealthyThreshold,
     watch: config.watch,
     checkTimeoutMs,
-    onStateChange: (service, from, to) => {
-      const fields = {
-        service,
-        from: from ?? "none",
-        to: to.outcome,
-        ...(to.detail ? { detail: to.detail } : {}),
-      };
-      if (to.outcome === "SERVING") logger.info("upstream state changed", fields);
-      else logger.warn("upstream state changed", fields);
-      metrics.stateChange(service, to.outcome);
-    },
+    onStateChange: (service, from, to) => reportStateChange(logger, metrics, service, from, to),
     onWatchFallback: (service) =>
       logger.warn("Health/Watch is not implemented upstream; polling instead", { service }),
   });

@@ -17,24 +17,26 @@ import {
   encodeHealthCheckRequest,
   servingStatusName,
 } from "./health_codec.ts";
+import type { Config } from "./flags.ts";
 import type { CheckResult, Outcome } from "./status.ts";
 
-/** How to reach the upstream: the flag values that concern it. */
-export interface UpstreamOptions {
-  /** `-addr`: host:port, :port, [v6]:port, unix:///abs, unix:rel, dns:///host:port. */
-  addr: string;
-  tls: boolean;
-  tlsNoVerify: boolean;
-  /** File paths; "" when not set. */
-  tlsCaCert: string;
-  tlsClientCert: string;
-  tlsClientKey: string;
-  tlsServerName: string;
-  userAgent: string;
-  connectTimeoutMs: number;
-  rpcTimeoutMs: number;
+/** How to reach the upstream: the flag values that concern it (see `Config` for each). */
+export interface UpstreamOptions extends
+  Pick<
+    Config,
+    | "addr"
+    | "tls"
+    | "tlsNoVerify"
+    | "tlsCaCert"
+    | "tlsClientCert"
+    | "tlsClientKey"
+    | "tlsServerName"
+    | "userAgent"
+    | "connectTimeoutMs"
+    | "rpcTimeoutMs"
+    | "gzip"
+  > {
   rpcHeaders: readonly (readonly [string, string])[];
-  gzip: boolean;
   /**
    * Reconnect quickly after the upstream goes away (server mode keeps one channel for its
    * whole life; grpc-js's default backoff would hide a restarted upstream for seconds).
