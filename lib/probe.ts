@@ -144,7 +144,7 @@ export async function runOneShot(
       results.push(
         previous?.outcome === "CONNECTION_FAILED"
           ? { ...previous, service }
-          : await upstream.check(service, io.signal),
+          : await upstream.explain(await upstream.check(service, io.signal)),
       );
     }
     if (verbose) {

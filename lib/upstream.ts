@@ -147,14 +147,24 @@ function channelOptions(opts: UpstreamOptions): grpc.ChannelOptions {
 /** How a connection attempt ended before the RPC. */
 type ReadyResult = { ok: true } | { ok: false; detail: string };
 
-// Details grpc-js puts on UNAVAILABLE when a call could not get a connection at all.
+// Details grpc-js puts on UNAVAILABLE when a call could not get a connection at all (it
+// appends a timestamp to some causes; that is noise in a one-line message).
 const NO_CONNECTION =
-  /^No connection established\. Last error: (?:Error: )?(.*?)(?:\. Resolution note:.*)?$/s;
+  /^No connection established\. Last error: (?:Error: )?(.*?)(?: \(\d{4}-\d\d-\d\dT[\d:.]+Z\))?(?:\. Resolution note:.*)?$/s;
 
-/** A gRPC error's code and text, for logs and CLI output only. */
 // What grpc-js says when it tries to use an HTTP/2 session that is already gone.
 const DEAD_SESSION = /Failed to start HTTP\/2 stream|session has been destroyed/;
 
+/** Makes grpc-js's connection causes say what happened, in the user's terms. */
+function connectionCause(raw: string): string {
+  // The connection closed before HTTP/2 settings arrived: typically a TLS server.
+  if (raw === "Failed to connect") {
+    return "connection closed before the HTTP/2 handshake (is the upstream using TLS? try -tls)";
+  }
+  return raw.replace(/^Error \[ERR_[A-Z_]+\]: /, "");
+}
+
+/** A gRPC error's code and text, for logs and CLI output only. */
 function grpcErrorDetail(err: grpc.ServiceError): string {
   return `rpc error: code = ${grpc.status[err.code] ?? err.code} desc = ${err.details}`;
 }
@@ -222,6 +232,36 @@ export class UpstreamHealth {
     const ready = await this.#waitReady(signal);
     if (!ready.ok) return { service, outcome: "CONNECTION_FAILED", detail: ready.detail };
     return await this.#callCheck(service, signal);
+  }
+
+  /**
+   * Deno's TLS reports an expired or not-yet-valid upstream certificate as "unable to verify
+   * the first certificate". When a connection failed that way, look at the certificate once
+   * more (without trusting it, within the connect timeout) and name the real cause.
+   */
+  async explain(result: CheckResult): Promise<CheckResult> {
+    if (
+      result.outcome !== "CONNECTION_FAILED" || !this.#opts.tls ||
+      !/unable to verify the first certificate/.test(result.detail ?? "")
+    ) return result;
+    const validity = await peerCertificateValidity(this.target, this.#opts);
+    if (!validity) return result;
+    const now = new Date();
+    if (now > validity.to) {
+      return {
+        ...result,
+        detail: `certificate has expired: current time ${now.toISOString()} is after ` +
+          validity.to.toISOString(),
+      };
+    }
+    if (now < validity.from) {
+      return {
+        ...result,
+        detail: `certificate is not yet valid: current time ${now.toISOString()} is before ` +
+          validity.from.toISOString(),
+      };
+    }
+    return result;
   }
 
   /** Closes the channel gracefully (HTTP/2 GOAWAY, then FIN). */
@@ -338,7 +378,15 @@ export class UpstreamHealth {
           const noConnection = err.code === grpc.status.UNAVAILABLE &&
             NO_CONNECTION.exec(err.details);
           if (noConnection) {
-            return resolve({ service, outcome: "CONNECTION_FAILED", detail: noConnection[1] });
+            return resolve({
+              service,
+              outcome: "CONNECTION_FAILED",
+              detail: connectionCause(noConnection[1]),
+            });
+          }
+          // A server that is shutting down refuses new streams without processing them.
+          if (err.code === grpc.status.UNAVAILABLE && err.details === "Stream refused by server") {
+            return resolve({ service, outcome: "CONNECTION_FAILED", detail: grpcErrorDetail(err) });
           }
           this.#healDeadConnection(err);
           resolve({ service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) });
@@ -348,4 +396,42 @@ export class UpstreamHealth {
       else signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+/**
+ * The validity period of the certificate a TLS upstream presents, read without verifying it;
+ * undefined when the target is not host:port or nothing could be read in time.
+ */
+function peerCertificateValidity(
+  target: string,
+  opts: UpstreamOptions,
+): Promise<{ from: Date; to: Date } | undefined> {
+  const m = /^(?:dns:\/\/\/)?(?:\[([^\]]+)\]|([^:/]+)):(\d+)$/.exec(target);
+  if (!m) return Promise.resolve(undefined);
+  const host = m[1] ?? m[2];
+  const name = opts.tlsServerName || host;
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host,
+      port: Number(m[3]),
+      ...(isIP(name) ? {} : { servername: name }),
+      rejectUnauthorized: false,
+      ALPNProtocols: ["h2"],
+    });
+    const done = (v: { from: Date; to: Date } | undefined) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(undefined), opts.connectTimeoutMs);
+    socket.once("secureConnect", () => {
+      const cert = socket.getPeerCertificate();
+      done(
+        cert?.valid_to
+          ? { from: new Date(cert.valid_from), to: new Date(cert.valid_to) }
+          : undefined,
+      );
+    });
+    socket.once("error", () => done(undefined));
+  });
 }
