@@ -604,9 +604,9 @@ function reason(e: unknown): string {
     return "address already in use";
   }
   if (e instanceof Deno.errors.AddrNotAvailable) return "address not available";
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-    return "permission denied";
-  }
+  // Deno's own message names the flag to add (--allow-net).
+  if (e instanceof Deno.errors.NotCapable) return (e as Error).message.split("\n")[0];
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
   const msg = e instanceof Error ? e.message : String(e);
   const first = msg.split("\n")[0].replace(/\s*\(os error \d+\)$/, "").trim();
   return first === "" ? "unknown error" : first[0].toLowerCase() + first.slice(1);

@@ -20,6 +20,9 @@ import { UpstreamConfigError, UpstreamHealth } from "./upstream.ts";
 /** Exit code of server mode when it cannot start (glog.Fatal's, as grpc_health_proxy). */
 export const SERVER_START_FAILED = 255;
 
+/** How many service names have their state (and its changes) tracked in on-demand mode. */
+const MAX_TRACKED_SERVICES = 1000;
+
 /** The cap on distinct services checked upstream at once. */
 const MAX_IN_FLIGHT_CHECKS = 32;
 
@@ -67,9 +70,11 @@ export function stateTracking(
   return async (service, signal) => {
     const result: CheckResult = await check(service, signal);
     const previous = last.get(service);
-    if (previous !== result.outcome) {
-      // Remember only bounded state: names beyond the cap are logged but not tracked.
-      if (last.size < 1000 || last.has(service)) last.set(service, result.outcome);
+    // State is kept (and changes reported) for a bounded set of names: a client sending new
+    // ?serviceName= values must not control the log volume.
+    const tracked = last.has(service) || last.size < MAX_TRACKED_SERVICES;
+    if (tracked && previous !== result.outcome) {
+      last.set(service, result.outcome);
       reportStateChange(logger, metrics, service, previous, result);
     } else if (logger.debugEnabled) {
       logger.debug("checked", { service, outcome: result.outcome });

@@ -8,6 +8,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import tls from "node:tls";
@@ -107,6 +108,7 @@ export function channelCredentials(opts: UpstreamOptions): grpc.ChannelCredentia
   const ca = opts.tlsCaCert ? readPemFile("-tls-ca-cert", opts.tlsCaCert) : null;
   const cert = opts.tlsClientCert ? readPemFile("-tls-client-cert", opts.tlsClientCert) : null;
   const key = opts.tlsClientKey ? readPemFile("-tls-client-key", opts.tlsClientKey) : null;
+  checkTlsFiles(ca, cert, key);
   const verify: grpc.VerifyOptions = opts.tlsNoVerify
     ? { rejectUnauthorized: false, checkServerIdentity: () => undefined }
     : {};
@@ -115,6 +117,38 @@ export function channelCredentials(opts: UpstreamOptions): grpc.ChannelCredentia
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new UpstreamConfigError(`invalid TLS material: ${reason}`);
+  }
+}
+
+/**
+ * Rejects unusable TLS files before dialing, as grpc-health-probe does, instead of letting the
+ * handshake fail later with a misleading cause.
+ */
+function checkTlsFiles(ca: Buffer | null, cert: Buffer | null, key: Buffer | null): void {
+  const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  if (ca) {
+    try {
+      new X509Certificate(ca);
+    } catch (e) {
+      throw new UpstreamConfigError(`-tls-ca-cert holds no usable certificate: ${why(e)}`);
+    }
+  }
+  if (cert && key) {
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(cert);
+    } catch (e) {
+      throw new UpstreamConfigError(`-tls-client-cert holds no usable certificate: ${why(e)}`);
+    }
+    let privateKey: KeyObject;
+    try {
+      privateKey = createPrivateKey(key);
+    } catch (e) {
+      throw new UpstreamConfigError(`-tls-client-key holds no usable private key: ${why(e)}`);
+    }
+    if (!certificate.checkPrivateKey(privateKey)) {
+      throw new UpstreamConfigError("-tls-client-key does not match -tls-client-cert");
+    }
   }
 }
 
@@ -151,6 +185,9 @@ type ReadyResult = { ok: true } | { ok: false; detail: string };
 // appends a timestamp to some causes; that is noise in a one-line message).
 const NO_CONNECTION =
   /^No connection established\. Last error: (?:Error: )?(.*?)(?: \(\d{4}-\d\d-\d\dT[\d:.]+Z\))?(?:\. Resolution note:.*)?$/s;
+
+// What grpc-js says when the target's name cannot be resolved.
+const UNRESOLVED = /^(Name resolution failed for target|Failed to parse DNS address)/;
 
 // What grpc-js says when it tries to use an HTTP/2 session that is already gone.
 const DEAD_SESSION = /Failed to start HTTP\/2 stream|session has been destroyed/;
@@ -384,8 +421,12 @@ export class UpstreamHealth {
               detail: connectionCause(noConnection[1]),
             });
           }
-          // A server that is shutting down refuses new streams without processing them.
-          if (err.code === grpc.status.UNAVAILABLE && err.details === "Stream refused by server") {
+          // A server that is shutting down refuses new streams without processing them, and a
+          // name that does not resolve was never reached: both are connection failures.
+          if (
+            err.code === grpc.status.UNAVAILABLE &&
+            (err.details === "Stream refused by server" || UNRESOLVED.test(err.details))
+          ) {
             return resolve({ service, outcome: "CONNECTION_FAILED", detail: grpcErrorDetail(err) });
           }
           this.#healDeadConnection(err);
