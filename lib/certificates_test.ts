@@ -1,3 +1,4 @@
+import { haveCurl } from "../tests/helpers.ts";
 import { capturingLogger } from "./log.ts";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import tls from "node:tls";
@@ -174,21 +175,6 @@ Deno.test("certificatePairProblem: matching, mismatched and unparsable pairs", (
   assertMatch(String(certificatePairProblem({ cert: "x", key: pairA.key })), /^bad certificate/);
   assertMatch(String(certificatePairProblem({ cert: pairA.cert, key: "x" })), /^bad private key/);
 });
-
-let curlChecked: boolean | undefined;
-/** Whether curl can be run; says so on the console when it cannot. */
-async function haveCurl(test: string): Promise<boolean> {
-  if (curlChecked === undefined) {
-    try {
-      curlChecked = (await new Deno.Command("curl", { args: ["--version"], stdout: "null" })
-        .output()).success;
-    } catch {
-      curlChecked = false;
-    }
-  }
-  if (!curlChecked) console.warn(`SKIPPED (curl not installed): ${test}`);
-  return curlChecked;
-}
 
 // --- watchCertificateFiles ---------------------------------------------------------------------
 

@@ -1,3 +1,4 @@
+import { haveCurl } from "../tests/helpers.ts";
 import { capturingLogger } from "./log.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../tests/assert.ts";
 import { certText } from "../tests/helpers.ts";
@@ -44,21 +45,6 @@ async function fetchWith(
   } finally {
     httpClient.close();
   }
-}
-
-let curlChecked: boolean | undefined;
-/** Whether curl can be run; says so on the console when it cannot (tests then skip visibly). */
-async function haveCurl(test: string): Promise<boolean> {
-  if (curlChecked === undefined) {
-    try {
-      curlChecked = (await new Deno.Command("curl", { args: ["--version"], stdout: "null" })
-        .output()).success;
-    } catch {
-      curlChecked = false;
-    }
-  }
-  if (!curlChecked) console.warn(`SKIPPED (curl not installed): ${test}`);
-  return curlChecked;
 }
 
 /**

@@ -100,3 +100,18 @@ export function closedPort(): number {
   l.close();
   return port;
 }
+
+let curlChecked: boolean | undefined;
+/** Whether curl can be run; says so on the console when it cannot (tests then skip visibly). */
+export async function haveCurl(test: string): Promise<boolean> {
+  if (curlChecked === undefined) {
+    try {
+      curlChecked = (await new Deno.Command("curl", { args: ["--version"], stdout: "null" })
+        .output()).success;
+    } catch {
+      curlChecked = false;
+    }
+  }
+  if (!curlChecked) console.warn(`SKIPPED (curl not installed): ${test}`);
+  return curlChecked;
+}
