@@ -5,29 +5,11 @@
 
 import { assert, assertEquals } from "./assert.ts";
 import { HealthFixture } from "./fixture/health_server.ts";
-import { type Config, parseFlags } from "../lib/flags.ts";
-import { silentLogger } from "../lib/log.ts";
-import { type RunningServer, startServer } from "../lib/server.ts";
+import { serveInFront } from "./helpers.ts";
+
+const serve = serveInFront;
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function config(args: string[]): Config {
-  const parsed = parseFlags(args);
-  if (!parsed.ok) throw new Error(parsed.message);
-  return parsed.config;
-}
-
-function serve(fixture: HealthFixture, extra: string[]): Promise<RunningServer> {
-  return startServer(
-    config([
-      `-grpcaddr=${fixture.target}`,
-      "-http-listen-addr=127.0.0.1:0",
-      "-metrics-http-listen-addr=127.0.0.1:0",
-      ...extra,
-    ]),
-    silentLogger,
-  );
-}
 
 async function status(url: string): Promise<number> {
   const res = await fetch(url);

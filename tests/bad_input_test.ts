@@ -11,43 +11,15 @@ import vm from "node:vm";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { HealthFixture } from "./fixture/health_server.ts";
 import { bytesOf, latin1, rawExchange } from "./fixture/raw_http.ts";
-import { closedPort, root, runMain } from "./helpers.ts";
-import {
-  type Config,
-  detectMode,
-  type FlagSpec,
-  flagTable,
-  type Mode,
-  parseFlags,
-} from "../lib/flags.ts";
-import type { Logger } from "../lib/log.ts";
-import { silentLogger } from "../lib/log.ts";
-import { type RunningServer, startServer } from "../lib/server.ts";
+import { closedPort, configFrom, prng, root, runMain, serveInFront } from "./helpers.ts";
+import { detectMode, type FlagSpec, flagTable, type Mode } from "../lib/flags.ts";
+import { type Logger, silentLogger } from "../lib/log.ts";
+import { startServer } from "../lib/server.ts";
+
+const serve = serveInFront;
+const config = configFrom;
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function config(args: string[]): Config {
-  const parsed = parseFlags(args);
-  if (!parsed.ok) throw new Error(parsed.message);
-  return parsed.config;
-}
-
-/** Server mode in-process on free loopback ports in front of `fixture`. */
-function serve(
-  fixture: HealthFixture,
-  extra: string[] = [],
-  logger: Logger = silentLogger,
-): Promise<RunningServer> {
-  return startServer(
-    config([
-      `-grpcaddr=${fixture.target}`,
-      "-http-listen-addr=127.0.0.1:0",
-      "-metrics-http-listen-addr=127.0.0.1:0",
-      ...extra,
-    ]),
-    logger,
-  );
-}
 
 /** A normal request still gets its normal answer. */
 async function assertHealthy(url: string, when: string): Promise<void> {
@@ -499,18 +471,6 @@ Deno.test({
     }
   },
 });
-
-/** mulberry32: a small seeded PRNG, so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Values that fail fast as upstream targets: a closed loopback port, malformed addresses, a

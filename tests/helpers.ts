@@ -1,9 +1,14 @@
 /**
  * Helpers shared by the end-to-end tests: run the real `main.ts` as a subprocess, find the
- * certificates, and start raw TCP servers for transport faults.
+ * certificates, start server mode in front of an upstream, and start raw TCP servers for transport
+ * faults.
  *
  * @module
  */
+
+import { type Config, parseFlags } from "../lib/flags.ts";
+import { type Logger, silentLogger } from "../lib/log.ts";
+import { type RunningServer, startServer } from "../lib/server.ts";
 
 /** The repository root. */
 export const root = new URL("..", import.meta.url).pathname;
@@ -114,4 +119,43 @@ export async function haveCurl(test: string): Promise<boolean> {
   }
   if (!curlChecked) console.warn(`SKIPPED (curl not installed): ${test}`);
   return curlChecked;
+}
+
+/** The Config of a flag list; throws on invalid flags (tests pass valid ones). */
+export function configFrom(args: string[]): Config {
+  const parsed = parseFlags(args);
+  if (!parsed.ok) throw new Error(parsed.message);
+  return parsed.config;
+}
+
+/**
+ * Starts server mode in-process in front of `upstream`, health and metrics on free loopback
+ * ports; `extra` flags come last, so they override these.
+ */
+export function serveInFront(
+  upstream: { target: string },
+  extra: string[] = [],
+  logger: Logger = silentLogger,
+): Promise<RunningServer> {
+  return startServer(
+    configFrom([
+      `-grpcaddr=${upstream.target}`,
+      "-http-listen-addr=127.0.0.1:0",
+      "-metrics-http-listen-addr=127.0.0.1:0",
+      ...extra,
+    ]),
+    logger,
+  );
+}
+
+/** mulberry32: a small seeded PRNG, so a failing random case can be replayed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

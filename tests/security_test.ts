@@ -7,19 +7,14 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { HealthFixture } from "./fixture/health_server.ts";
 import { spawnMain, stopMain } from "./fixture/main_process.ts";
-import { cert, certText, closedPort, root } from "./helpers.ts";
-import { type Config, parseFlags } from "../lib/flags.ts";
+import { cert, certText, closedPort, configFrom, root } from "./helpers.ts";
 import { capturingLogger, silentLogger } from "../lib/log.ts";
 import { startServer } from "../lib/server.ts";
 import { type Outcome, statusTable } from "../lib/status.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const config = configFrom;
 
-function config(args: string[]): Config {
-  const parsed = parseFlags(args);
-  if (!parsed.ok) throw new Error(parsed.message);
-  return parsed.config;
-}
+const opts = { sanitizeOps: false, sanitizeResources: false };
 
 const STACK_TRACE = /\n\s+at /;
 

@@ -5,33 +5,17 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HealthFixture } from "./fixture/health_server.ts";
-import { cert, certText, closedPort, root } from "./helpers.ts";
-import { type Config, parseFlags } from "../lib/flags.ts";
+import { cert, certText, closedPort, configFrom, root, serveInFront } from "./helpers.ts";
 import { silentLogger } from "../lib/log.ts";
 import { type RunningServer, startServer } from "../lib/server.ts";
 import { type Outcome, statusTable } from "../lib/status.ts";
 
+/** Server mode in front of `fixture`, with a short RPC timeout unless `extra` says otherwise. */
+const serve = (fixture: HealthFixture, extra: string[] = []) =>
+  serveInFront(fixture, ["-rpc-timeout=300ms", ...extra]);
+const config = configFrom;
+
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function config(args: string[]): Config {
-  const parsed = parseFlags(args);
-  if (!parsed.ok) throw new Error(parsed.message);
-  return parsed.config;
-}
-
-/** Starts server mode in-process on a free port in front of `fixture`. */
-function serve(fixture: HealthFixture, extra: string[] = []): Promise<RunningServer> {
-  return startServer(
-    config([
-      `-grpcaddr=${fixture.target}`,
-      "-http-listen-addr=127.0.0.1:0",
-      "-metrics-http-listen-addr=127.0.0.1:0",
-      "-rpc-timeout=300ms",
-      ...extra,
-    ]),
-    silentLogger,
-  );
-}
 
 async function get(url: string, init?: RequestInit & { client?: Deno.HttpClient }) {
   const res = await fetch(url, init);

@@ -26,6 +26,7 @@
 
 import { HealthFixture } from "../tests/fixture/health_server.ts";
 import { closedPort, programPermissions, root } from "../tests/helpers.ts";
+import { prng } from "../tests/helpers.ts";
 
 /** How checks are made: on each request, or in the background every 500 ms. */
 export type SoakMode = "on-demand" | "background";
@@ -98,18 +99,6 @@ export const BACKGROUND_MARGIN_MS = 100;
 const LATE_GROWTH_BOUND_MB = 20;
 /** The proxy's default -rpc-timeout, used by the soak. */
 const RPC_TIMEOUT_MS = 1000;
-
-/** mulberry32: a small seeded PRNG, so a soak's flip schedule can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
