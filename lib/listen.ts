@@ -1,16 +1,18 @@
 /**
  * Listener adapters: run a `(Request) => Response` handler on a socket.
  *
- * - Plain HTTP and TLS use `Deno.serve` (HTTP/1.1 and h2c with prior knowledge on plain; ALPN
- *   `h2` and `http/1.1` with TLS).
+ * - Plain HTTP and TLS use Deno's own HTTP engine, the one behind `Deno.serve` (HTTP/1.1 and h2c
+ *   with prior knowledge on plain; ALPN `h2` and `http/1.1` with TLS), one connection at a time so
+ *   that slow and idle connections can be closed ({@link ListenTimeouts}).
  * - mTLS (client certificates required) uses `node:http2`'s secure server, because `Deno.serve`
  *   cannot request client certificates; a small adapter turns its requests into Web `Request`s.
  *
  * A TLS listener's certificate can be replaced while it runs ({@link Listener.updateCertificate}):
- * `node:http2` swaps its secure context; `Deno.serve` cannot, so a second server with the new
- * certificate is started on the same port (`SO_REUSEPORT`, which Deno only allows with
- * `--unstable-net`) and the old one drains; without `--unstable-net` the old server is closed and
- * the port bound again, refusing new connections for a few milliseconds.
+ * `node:http2` swaps its secure context; a Deno TLS socket cannot, so a second socket with the new
+ * certificate is bound to the same port (`SO_REUSEPORT`, which Deno only allows with
+ * `--unstable-net`) and the old one closed; without `--unstable-net` the old socket is closed and
+ * the port bound again, refusing new connections for a few milliseconds. Open connections finish
+ * undisturbed either way.
  *
  * @module
  */
@@ -21,16 +23,24 @@ import type { TLSSocket } from "node:tls";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Logger } from "./log.ts";
 
-/** Timeouts of a listener, in milliseconds. */
+/**
+ * Timeouts of a listener, in milliseconds. A slow or silent client is cut off, and holds only
+ * its own connection until then.
+ */
 export interface ListenTimeouts {
-  /** TLS handshake must finish within this (node adapter). */
+  /**
+  /** The TLS handshake must finish within this of connecting. */
   handshakeMs: number;
   /**
-   * HTTP/1 request headers must arrive within this, counted from the connection or from the
-   * previous response (so it also bounds keep-alive idleness) (node adapter).
+   * The first request must have arrived, headers and all, within this of connecting (with TLS:
+   * of the handshake).
    */
   headersMs: number;
-  /** A connection or HTTP/2 session with no traffic for this long is closed (node adapter). */
+  /**
+   * A connection with no request in flight is closed this long after its last answer (also
+   * bounding a client that starts its next request and never finishes it). Above the 60 s idle
+   * timeout of AWS load balancers, so that they close a kept-alive connection first.
+   */
   idleMs: number;
   /** How long `shutdown()` waits for in-flight requests before giving up on them. */
   shutdownMs: number;
@@ -40,7 +50,7 @@ export interface ListenTimeouts {
 export const defaultTimeouts: Readonly<ListenTimeouts> = {
   handshakeMs: 10_000,
   headersMs: 15_000,
-  idleMs: 60_000,
+  idleMs: 75_000,
   shutdownMs: 5_000,
 };
 
@@ -57,13 +67,18 @@ export interface ListenOptions {
   /** Overrides for {@link defaultTimeouts}. */
   timeouts?: Partial<ListenTimeouts>;
   /**
-   * TLS on `Deno.serve` only: bind with `SO_REUSEPORT`, so that {@link Listener.updateCertificate}
+   * HTTPS (not mTLS) only: bind with `SO_REUSEPORT`, so that {@link Listener.updateCertificate}
    * can start the new server before the old one stops (no connection is refused). Deno allows it
    * only with `--unstable-net` (and exits the process when it is asked for without), so the
    * default is {@link canReusePort}(); `true` without `--unstable-net` is a listen error;
    * `false` makes certificate updates close and bind the port again.
    */
   reusePort?: boolean;
+  /**
+   * Plain and HTTPS: run the socket with `Deno.serve`, without header and idle timeouts, as when
+   * the running Deno cannot serve connection by connection ({@link connectionTimeoutsSupported}).
+   */
+  denoServe?: boolean;
 }
 
 /** A running listener. */
@@ -89,7 +104,7 @@ export interface Listener {
 }
 
 /**
- * Whether `Deno.serve` TLS listeners may use `SO_REUSEPORT` here: only with `--unstable-net`
+ * Whether HTTPS listeners may use `SO_REUSEPORT` here: only with `--unstable-net`
  * (detected through `Deno.listenDatagram`, which exists only under that flag) on a POSIX system.
  */
 export function canReusePort(): boolean {
@@ -175,7 +190,7 @@ function guarded(
       headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
     });
   };
-  // Synchronous answers stay synchronous: Deno.serve sends them without another turn.
+  // Synchronous answers stay synchronous: Deno's HTTP engine sends them without another turn.
   return (req) => {
     try {
       const res = handler(req);
@@ -187,10 +202,54 @@ function guarded(
 }
 
 /**
- * Plain HTTP or TLS on `Deno.serve`. Throws synchronously on bind or certificate errors.
- * `Deno.serve` has no handshake, header or idle timeouts (measured: a silent or dripping client
- * stays connected for over 70 s); each connection is served on its own, so such a client holds
- * only its own socket and never delays other clients.
+ * Deno's HTTP server engine (the one behind `Deno.serve`) run on a single accepted connection:
+ * `Deno[Deno.internal].serveHttpOnConnection`. Serving connection by connection is what lets the
+ * listener close a connection that is slow or idle, which `Deno.serve` cannot be told to do.
+ * It is an internal API (present in Deno 2.9.3, the pinned version; a test fails if it goes away),
+ * so the listener falls back to `Deno.serve`, without those timeouts, when it is missing.
+ */
+type ServeOnConnection = (
+  conn: Deno.Conn,
+  /** Only its `addEventListener("abort", ...)` is used: the listener cancels the connection. */
+  signal: AbortSignal,
+  handler: (req: Request) => Response | Promise<Response>,
+  onError: (e: unknown) => Response,
+  onListen: () => void,
+) => { finished: Promise<void>; shutdown(): Promise<void> };
+
+const serveOnConnection: ServeOnConnection | undefined = (() => {
+  const deno = Deno as unknown as Record<symbol, Record<string, unknown> | undefined> & {
+    internal?: symbol;
+  };
+  const serve = deno.internal === undefined
+    ? undefined
+    : deno[deno.internal]?.serveHttpOnConnection;
+  return typeof serve === "function" ? serve as ServeOnConnection : undefined;
+})();
+
+/**
+ * Whether the running Deno lets the plain and HTTPS listeners enforce
+ * {@link ListenTimeouts.headersMs} and {@link ListenTimeouts.idleMs} (see `serveOnConnection`).
+ */
+export const connectionTimeoutsSupported: boolean = serveOnConnection !== undefined;
+
+/** One bound socket of a plain or HTTPS listener; a certificate update replaces it. */
+interface Front {
+  readonly addr: Deno.NetAddr;
+  /** Stops accepting on this socket; resolves when what it alone must finish has finished. */
+  retire(why: string): Promise<void>;
+}
+
+/**
+ * Plain HTTP or TLS, on Deno's HTTP engine. Throws synchronously on bind or certificate errors.
+ *
+ * Connections are accepted here and served one by one ({@link Connections}), so a connection that
+ * does not finish its TLS handshake within `handshakeMs`, sends no request within `headersMs`
+ * (of connecting or of the handshake) or none within `idleMs` of its last answer is closed.
+ * (Deno's TLS closes a socket only once its handshake has ended, so a client stuck mid-handshake
+ * keeps its socket until it leaves.) Without `serveOnConnection` (or with `opts.denoServe`),
+ * `Deno.serve` runs the socket and there are no such timeouts: a silent or dripping client then
+ * holds only its own connection (measured: open after 150 s).
  */
 function serveDeno(
   hostname: string,
@@ -200,29 +259,64 @@ function serveDeno(
   timeouts: ListenTimeouts,
 ): Listener {
   const log = opts.logger;
-  const options = {
-    onListen() {}, // no "Listening on" line on stdout; serveHealth logs instead
-    onError(e: unknown) {
-      log.error("request failed", { error: reason(e) });
-      return new Response("internal error\n", { status: 500 });
-    },
+  const onError = (e: unknown) => {
+    log.error("request failed", { error: reason(e) });
+    return new Response("internal error\n", { status: 500 });
   };
+  const reusePort = Boolean(opts.tls) && (opts.reusePort ?? canReusePort());
+  const perConnection = opts.denoServe ? undefined : serveOnConnection;
+  const connections = perConnection
+    ? new Connections(perConnection, handler, onError, timeouts, log)
+    : undefined;
+  if (!perConnection && !opts.denoServe) {
+    log.warn(
+      "this Deno cannot serve connection by connection: slow and idle clients are not timed out",
+      { deno: Deno.version.deno },
+    );
+  }
+
+  const bind = (pem: { cert: string; key: string } | undefined, host: string, p: number): Front => {
+    if (connections) {
+      const socket = pem
+        ? Deno.listenTls({ hostname: host, port: p, reusePort, alpnProtocols: ALPN, ...pem })
+        : Deno.listen({ hostname: host, port: p });
+      connections.accept(socket);
+      return {
+        addr: socket.addr,
+        retire() {
+          try {
+            socket.close();
+          } catch { /* already closed */ }
+          return Promise.resolve(); // its connections are drained with the others on shutdown
+        },
+      };
+    }
+    const server = Deno.serve({
+      onListen() {}, // no "Listening on" line on stdout; serveHealth logs instead
+      onError,
+      hostname: host,
+      port: p,
+      ...(pem ? { reusePort, ...pem } : {}),
+    }, handler);
+    return {
+      addr: server.addr as Deno.NetAddr,
+      retire: (why) => drain(server.shutdown(), timeouts.shutdownMs, log, why),
+    };
+  };
+  const drainConnections = () => connections?.shutdown() ?? Promise.resolve();
+
   if (!opts.tls) {
-    const server = Deno.serve({ ...options, hostname, port }, handler);
-    const addr = server.addr as Deno.NetAddr;
+    const front = bind(undefined, hostname, port);
     let closing: Promise<void> | undefined;
     return listenerFor(
-      addr.hostname,
-      addr.port,
+      front.addr.hostname,
+      front.addr.port,
       "http",
-      () => closing ??= drain(server, timeouts.shutdownMs, log, "shutdown"),
+      () => closing ??= front.retire("shutdown").then(drainConnections),
       () => Promise.reject(certificateError("a plain HTTP listener has no certificate")),
     );
   }
 
-  const reusePort = opts.reusePort ?? canReusePort();
-  const serveTls = (pem: { cert: string; key: string }, host: string, p: number) =>
-    Deno.serve({ ...options, hostname: host, port: p, reusePort, ...pem }, handler);
   if (reusePort) {
     // SO_REUSEPORT would also let a second copy of this program share the port without a word;
     // an ordinary bind first keeps "address already in use" for that mistake.
@@ -230,29 +324,29 @@ function serveDeno(
     ({ hostname, port } = probe.addr);
     probe.close();
   }
-  let current: Deno.HttpServer | undefined = serveTls(opts.tls, hostname, port);
+  let current: Front | undefined = bind(opts.tls, hostname, port);
   let pem = opts.tls;
-  const bound = current.addr as Deno.NetAddr;
+  const bound = current.addr;
   const draining = new Set<Promise<void>>();
-  const retire = (server: Deno.HttpServer, why: string) => {
-    const done = drain(server, timeouts.shutdownMs, log, why);
+  const retire = (front: Front, why: string) => {
+    const done = front.retire(why);
     draining.add(done);
     done.then(() => draining.delete(done));
     return done;
   };
 
-  // With SO_REUSEPORT: start the new server, then drain the old one (the kernel spreads new
+  // With SO_REUSEPORT: bind the new socket, then close the old one (the kernel spreads new
   // connections over both until the old one closes). Without: close the old one and bind again.
-  // Either way the old server's in-flight requests finish in the background.
+  // Either way connections already open finish undisturbed.
   const swap = async (next: { cert: string; key: string }) => {
     if (reusePort) {
       const old = current;
-      current = serveTls(next, bound.hostname, bound.port); // throws on a bad pair: old kept
+      current = bind(next, bound.hostname, bound.port); // throws on a bad pair: old kept
       pem = next;
       if (old) retire(old, "certificate update");
       return;
     }
-    // The old server goes before the new one exists, so prove the pair loads first (when net
+    // The old socket goes before the new one exists, so prove the pair loads first (when net
     // permissions allow a throwaway listener; otherwise a failure rebinds the old pair below).
     try {
       Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...next }).close();
@@ -265,11 +359,11 @@ function serveDeno(
     if (current) retire(current, "certificate update");
     current = undefined;
     try {
-      current = await rebind(() => serveTls(next, bound.hostname, bound.port));
+      current = await rebind(() => bind(next, bound.hostname, bound.port));
       pem = next;
     } catch (e) {
       try {
-        current = await rebind(() => serveTls(pem, bound.hostname, bound.port));
+        current = await rebind(() => bind(pem, bound.hostname, bound.port));
       } catch {
         log.error("certificate update: lost the listening port", { url: listener.url });
       }
@@ -295,6 +389,7 @@ function serveDeno(
         await swaps;
         if (current) retire(current, "shutdown");
         await Promise.all(draining);
+        await drainConnections();
       })(),
     // deno-lint-ignore require-await -- async so that every failure is a rejection
     async (next) => {
@@ -318,11 +413,14 @@ function serveDeno(
   return listener;
 }
 
+/** ALPN protocols of the HTTPS listeners, preferred first. */
+const ALPN = ["h2", "http/1.1"];
+
 /** The `updateCertificate` error for an unusable pair. */
 const certificateError = (e: unknown) => new Error(`certificate not replaced: ${reason(e)}`);
 
 /** Binds again (the old socket closes asynchronously), retrying "in use" for up to 1 s. */
-async function rebind(bind: () => Deno.HttpServer): Promise<Deno.HttpServer> {
+async function rebind(bind: () => Front): Promise<Front> {
   const t0 = performance.now();
   for (;;) {
     try {
@@ -334,11 +432,197 @@ async function rebind(bind: () => Deno.HttpServer): Promise<Deno.HttpServer> {
   }
 }
 
-/** Shuts a `Deno.serve` server down, waiting at most `ms` for its in-flight requests. */
-function drain(server: Deno.HttpServer, ms: number, log: Logger, why: string): Promise<void> {
-  return bounded(server.shutdown(), ms, () => {
+/** Waits at most `ms` for a graceful shutdown's in-flight requests. */
+function drain(shutdown: Promise<unknown>, ms: number, log: Logger, why: string): Promise<void> {
+  return bounded(shutdown, ms, () => {
     log.warn(`${why}: gave up waiting for in-flight requests`, { waitedMs: ms });
   });
+}
+
+/** One connection served by {@link Connections}. */
+interface Connection {
+  /** Requests being answered. */
+  busy: number;
+  /** When (on the coarse clock) it is closed unless a request is being answered. */
+  deadline: number;
+  /** Closes it at once; a no-op once it has ended or is shutting down gracefully. */
+  cancel(): void;
+  /** Set once a graceful shutdown has begun: it ends by itself, and `cancel` cannot act. */
+  draining: boolean;
+  server?: { finished: Promise<void>; shutdown(): Promise<void> };
+}
+
+/**
+ * The connections of one plain or HTTPS listener (all its sockets, across certificate updates),
+ * each served by Deno's HTTP engine on its own. One timer closes those that have nothing in
+ * flight and are past their deadline: `headersMs` after connecting, then `idleMs` after each
+ * answer. A request costs two counter updates and a read of a clock that the timer advances, so
+ * the timeouts do not slow answers down (measured with `deno task bench`).
+ */
+class Connections {
+  readonly #open = new Set<Connection>();
+  readonly #handshaking = new Set<Deno.TlsConn>();
+  readonly #serve: ServeOnConnection;
+  readonly #handler: (req: Request) => Response | Promise<Response>;
+  readonly #onError: (e: unknown) => Response;
+  readonly #timeouts: ListenTimeouts;
+  readonly #log: Logger;
+  readonly #sweeper: ReturnType<typeof setTimeout>;
+  /** A millisecond clock advanced by the sweeper; deadlines are accurate to one tick. */
+  #now = performance.now();
+  #closing = false;
+
+  constructor(
+    serve: ServeOnConnection,
+    handler: (req: Request) => Response | Promise<Response>,
+    onError: (e: unknown) => Response,
+    timeouts: ListenTimeouts,
+    log: Logger,
+  ) {
+    this.#serve = serve;
+    this.#handler = handler;
+    this.#onError = onError;
+    this.#timeouts = timeouts;
+    this.#log = log;
+    // A tenth of the shorter timeout, between 10 ms and 1 s: deadlines hold within 10%.
+    const tick = Math.min(1000, Math.max(10, Math.min(timeouts.headersMs, timeouts.idleMs) / 10));
+    this.#sweeper = setInterval(() => this.#sweep(), tick);
+    Deno.unrefTimer(this.#sweeper); // the sockets, not this timer, keep the process alive
+  }
+
+  /** Accepts connections on `socket` until it is closed. */
+  async accept(socket: Deno.Listener): Promise<void> {
+    let backoff = 0;
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await socket.accept();
+        backoff = 0;
+      } catch (e) {
+        if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return;
+        // Out of file descriptors and the like: wait rather than spin (as Go's net/http does).
+        backoff = Math.min(1000, backoff === 0 ? 5 : backoff * 2);
+        this.#log.error("accepting a connection failed", { error: reason(e), retryMs: backoff });
+        await new Promise((r) => setTimeout(r, backoff));
+        continue;
+      }
+      if ("handshake" in conn) this.#handshake(conn as Deno.TlsConn);
+      else this.#add(conn);
+    }
+  }
+
+  /**
+   * Serves `conn` once its TLS handshake is done, or closes it after `handshakeMs`. (Deno's HTTP
+   * engine cannot be cancelled while it waits for a handshake, so the handshake happens here.)
+   */
+  async #handshake(conn: Deno.TlsConn): Promise<void> {
+    this.#handshaking.add(conn);
+    const timer = setTimeout(() => close(conn), this.#timeouts.handshakeMs);
+    try {
+      await conn.handshake();
+    } catch (e) {
+      this.#log.debug("TLS handshake failed", { error: reason(e) });
+      close(conn);
+      return;
+    } finally {
+      clearTimeout(timer);
+      this.#handshaking.delete(conn);
+    }
+    this.#add(conn);
+  }
+
+  #add(conn: Deno.Conn): void {
+    if (this.#closing) {
+      close(conn);
+      return;
+    }
+    // The engine cancels a connection from its signal's "abort" listener, which throws (and,
+    // thrown from an event listener, would end the process) once the connection has ended. Deno
+    // only calls addEventListener on it, so keep the listener and call it where a throw is caught.
+    let onAbort: (() => void) | undefined;
+    const signal = {
+      addEventListener: (_type: string, listener: () => void) => onAbort = listener,
+    } as unknown as AbortSignal;
+    const c: Connection = {
+      busy: 0,
+      deadline: this.#now + this.#timeouts.headersMs,
+      draining: false,
+      cancel() {
+        if (c.draining) return;
+        try {
+          onAbort?.();
+        } catch { /* it has just ended */ }
+      },
+    };
+    const idleMs = this.#timeouts.idleMs;
+    const handler = this.#handler;
+    const answered = () => {
+      c.busy--;
+      c.deadline = this.#now + idleMs;
+    };
+    const counted = (req: Request) => {
+      c.busy++;
+      const res = handler(req); // guarded: never throws, never rejects
+      if (res instanceof Response) {
+        answered();
+        return res;
+      }
+      return res.then((r) => {
+        answered();
+        return r;
+      });
+    };
+    try {
+      c.server = this.#serve(conn, signal, counted, this.#onError, () => {});
+    } catch (e) {
+      this.#log.debug("connection not served", { error: reason(e) });
+      close(conn);
+      return;
+    }
+    this.#open.add(c);
+    // A client that goes away mid-handshake or mid-request ends its connection with an error.
+    c.server.finished.catch((e) => this.#log.debug("connection ended", { error: reason(e) }))
+      .finally(() => this.#open.delete(c));
+  }
+
+  #sweep(): void {
+    const now = this.#now = performance.now();
+    for (const c of this.#open) {
+      if (c.busy === 0 && now > c.deadline && !c.draining) {
+        this.#log.debug("closing a slow or idle connection", {});
+        c.cancel();
+        this.#open.delete(c);
+      }
+    }
+  }
+
+  /**
+   * Closes every connection: idle ones at once, those with requests in flight after their answers
+   * (HTTP/2 with GOAWAY). Waits at most `shutdownMs` for them. The sockets must be closed first.
+   */
+  async shutdown(): Promise<void> {
+    this.#closing = true;
+    for (const conn of this.#handshaking) close(conn);
+    const finished: Promise<unknown>[] = [];
+    for (const c of this.#open) {
+      if (c.busy === 0) {
+        c.cancel();
+        continue;
+      }
+      c.draining = true;
+      c.server?.shutdown().catch(() => {});
+      finished.push(c.server!.finished.catch(() => {}));
+    }
+    await drain(Promise.all(finished), this.#timeouts.shutdownMs, this.#log, "shutdown");
+    clearInterval(this.#sweeper);
+  }
+}
+
+/** Closes a connection that may already be closed. */
+function close(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
 }
 
 /** The common parts of a {@link Listener}. */
@@ -394,18 +678,19 @@ async function serveNode(
   const h1 = new Map<TLSSocket, { busy: number; timer?: ReturnType<typeof setTimeout> }>();
   let closing = false;
 
-  // HTTP/1 sockets must send request headers within headersMs (Deno's node:http2 does not apply
-  // `headersTimeout` to HTTP/1 connections, so a slowloris client is timed out here).
-  const armHeaders = (sock: TLSSocket) => {
+  // An HTTP/1 socket must send its first request within headersMs, and each next one within
+  // idleMs of the last answer (Deno's node:http2 does not apply `headersTimeout` to HTTP/1
+  // connections, so a slowloris client is timed out here).
+  const armHeaders = (sock: TLSSocket, ms: number) => {
     const state = h1.get(sock);
     if (!state) return;
     clearTimeout(state.timer);
-    state.timer = setTimeout(() => sock.destroy(), timeouts.headersMs);
+    state.timer = setTimeout(() => sock.destroy(), ms);
   };
   server.on("secureConnection", (sock: TLSSocket) => {
     if (sock.alpnProtocol === "h2") return;
     h1.set(sock, { busy: 0 });
-    armHeaders(sock);
+    armHeaders(sock, timeouts.headersMs);
     sock.once("close", () => {
       clearTimeout(h1.get(sock)?.timer);
       h1.delete(sock);
@@ -413,7 +698,13 @@ async function serveNode(
   });
   server.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+    // Like HTTP/1: the first request within headersMs.
+    const first = setTimeout(() => session.destroy(), timeouts.headersMs);
+    session.once("stream", () => clearTimeout(first));
+    session.once("close", () => {
+      clearTimeout(first);
+      sessions.delete(session);
+    });
     if (closing) session.close();
   });
   // No traffic for idleMs: an HTTP/2 session gets GOAWAY, an HTTP/1 socket is closed.
@@ -440,7 +731,7 @@ async function serveNode(
       state.busy--;
       // Draining: an HTTP/1 connection closes after its last answer instead of idling on.
       if (closing && state.busy === 0) sock.end();
-      else if (state.busy === 0) armHeaders(sock);
+      else if (state.busy === 0) armHeaders(sock, timeouts.idleMs);
     };
     res.once("close", done);
     answerNode(req, res, handler, hostname, () => closing && Boolean(state)).catch((e) => {

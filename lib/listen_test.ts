@@ -4,6 +4,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "../test
 import { certText } from "../tests/helpers.ts";
 import {
   canReusePort,
+  connectionTimeoutsSupported,
   type Listener,
   type ListenOptions,
   parseListenAddr,
@@ -370,7 +371,7 @@ async function shutdownWithInFlight(
   assertEquals(l.shutdown(), l.shutdown(), "shutdown is idempotent");
 }
 
-Deno.test("shutdown lets an in-flight request finish (Deno.serve)", async () => {
+Deno.test("shutdown lets an in-flight request finish (plain HTTP)", async () => {
   await shutdownWithInFlight({}, {});
 });
 
@@ -412,27 +413,150 @@ Deno.test("shutdown gives up on a request that never finishes after shutdownMs",
   httpClient.close();
 });
 
-Deno.test("Deno.serve: stalled clients do not block others (plain and TLS)", async () => {
-  for (const extra of [{}, { tls }]) {
-    const l = await serve(extra);
-    const conns: Deno.Conn[] = [];
-    try {
-      // One client stops mid-headers (or mid-handshake on TLS), another never sends a byte.
-      const partial = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
-      conns.push(partial, await Deno.connect({ hostname: "127.0.0.1", port: l.port }));
-      await partial.write(
-        new TextEncoder().encode(
-          extra.tls ? "\x16\x03\x01\x02\x00\x01" : "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ",
-        ),
-      );
-      const t0 = performance.now();
-      const res = await fetchWith(extra.tls ? tlsUrl(l, "/other") : `${l.url}/other`, {
+Deno.test("the pinned Deno serves connection by connection, so plain and HTTPS have timeouts", () => {
+  // Deno[Deno.internal].serveHttpOnConnection is internal: if a Deno upgrade drops it, the
+  // listeners fall back to Deno.serve without header and idle timeouts. This makes that visible.
+  assert(connectionTimeoutsSupported, `Deno ${Deno.version.deno} lacks serveHttpOnConnection`);
+});
+
+/** Writes `bytes` one at a time every `everyMs` until stopped or the peer goes away. */
+function drip(conn: Deno.Conn, bytes: Uint8Array, everyMs: number): () => Promise<void> {
+  let dripping = true;
+  const done = (async () => {
+    for (let i = 0; dripping; i = (i + 1) % bytes.length) {
+      try {
+        await conn.write(bytes.subarray(i, i + 1));
+      } catch {
+        return;
+      }
+      await sleep(everyMs);
+    }
+  })();
+  return () => {
+    dripping = false;
+    return done;
+  };
+}
+
+for (const scheme of ["http", "https"] as const) {
+  Deno.test(`${scheme}: slow, silent and idle clients are cut off and do not block others`, async () => {
+    const [handshakeMs, headersMs, idleMs] = [300, 400, 900];
+    const l = await serve({
+      ...(scheme === "https" ? { tls, addr: "localhost:0" } : {}),
+      timeouts: { handshakeMs, headersMs, idleMs },
+    });
+    const text = (t: string) => new TextEncoder().encode(t);
+    // Plain TCP, or TLS with the handshake done, as a test client would have it.
+    const open = async (alpn = "http/1.1") => {
+      if (scheme === "http") return await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+      const c = await Deno.connectTls({
+        hostname: "localhost",
+        port: l.port,
         caCerts: [ca],
+        alpnProtocols: [alpn],
       });
-      assertEquals(res.status, 200);
-      assert(performance.now() - t0 < 1000);
+      await c.handshake();
+      return c;
+    };
+    const stops: (() => Promise<void>)[] = [];
+    try {
+      // Deno's TLS server closes a connection only once its handshake has ended (the peer
+      // finished or left), so on HTTPS a client stuck before that keeps its socket: asserted
+      // below, so that a Deno that fixes it shows up here (and README "Threat model" changes).
+      const stuckLimit = handshakeMs + 1500;
+      // 1. TCP connection that never sends a byte (on HTTPS: never starts the handshake).
+      const silent = untilClosed(
+        await Deno.connect({ hostname: "127.0.0.1", port: l.port }),
+        scheme === "https" ? stuckLimit : undefined,
+      );
+      // 2. Slowloris: request headers dripped forever.
+      const dripper = await open();
+      stops.push(drip(dripper, text("GET / HTTP/1.1\r\nHost: x\r\nX-A: "), 50));
+      const dripped = untilClosed(dripper);
+      // 3. HTTP/2 preface and settings, then nothing.
+      const h2 = await open("h2");
+      await h2.write(text("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"));
+      const h2Idle = untilClosed(h2);
+      // 4. Keep-alive: one request answered, then nothing: closed idleMs after the answer.
+      const kept = await open();
+      await kept.write(text("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const keptIdle = untilClosed(kept);
+      // 5. On HTTPS, a handshake that stops halfway (a ClientHello header and no more).
+      const halfway = scheme === "https"
+        ? await Deno.connect({ hostname: "127.0.0.1", port: l.port })
+        : undefined;
+      await halfway?.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+      const halfwayClosed = halfway ? untilClosed(halfway, stuckLimit) : Promise.resolve(Infinity);
+
+      // Meanwhile others get their answers.
+      const base = scheme === "https" ? tlsUrl(l, "/ok") : `${l.url}/ok`;
+      for (const http2 of [false, true]) {
+        const res = await fetchWith(base, { caCerts: [ca], http2 });
+        assertEquals([res.status, res.text], [200, "GET /ok\n"]);
+      }
+
+      const [tSilent, tDrip, tH2, tKept, tHalfway] = await Promise.all([
+        silent,
+        dripped,
+        h2Idle,
+        keptIdle,
+        halfwayClosed,
+      ]);
+      const took = { tSilent, tDrip, tH2, tKept, tHalfway };
+      // Generous bounds: each must be closed, and not long before or after its timeout (with
+      // TLS, a silent client never starts the handshake).
+      const within = (what: string, ms: number, limit: number) =>
+        assert(ms >= limit * 0.8 && ms < limit + 2500, `${what}: ${JSON.stringify(took)}`);
+      if (scheme === "http") within("silent", tSilent, headersMs);
+      else assertEquals([tSilent, tHalfway], [Infinity, Infinity], "stuck TLS handshakes");
+      within("slowloris", tDrip, headersMs);
+      within("HTTP/2 preface only", tH2, headersMs);
+      within("kept-alive", tKept, idleMs);
     } finally {
-      for (const c of conns) c.close();
+      for (const stop of stops) await stop();
+      await l.shutdown();
+    }
+  });
+}
+
+Deno.test("http: a connection stays open while its request is answered, however long", async () => {
+  const held = holdingHandler();
+  const l = await serve({ handler: held.handler, timeouts: { headersMs: 200, idleMs: 200 } });
+  try {
+    const answer = fetchWith(`${l.url}/held`);
+    await held.entered.promise;
+    await sleep(700); // several timeouts long
+    held.release.open();
+    assertEquals((await answer).status, 200);
+  } finally {
+    await l.shutdown();
+  }
+});
+
+Deno.test("shutdown closes idle kept-alive connections at once (HTTP/1.1 and h2c)", async () => {
+  const l = await serve();
+  const text = (t: string) => new TextEncoder().encode(t);
+  const h1 = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+  await h1.write(text("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const h2 = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+  await h2.write(text("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"));
+  const closed = Promise.all([untilClosed(h1), untilClosed(h2)]);
+  await sleep(100);
+  const t0 = performance.now();
+  await l.shutdown();
+  const [t1, t2] = await closed;
+  assert(t1 !== Infinity && t2 !== Infinity, "both closed by the server");
+  assert(performance.now() - t0 < 2000, "shutdown did not wait for idle connections");
+});
+
+Deno.test("without per-connection serving (denoServe), plain and HTTPS still answer", async () => {
+  for (const extra of [{}, { tls, addr: "localhost:0" }]) {
+    const l = await serve({ ...extra, denoServe: true });
+    try {
+      const url = extra.tls ? tlsUrl(l, "/x") : `${l.url}/x`;
+      const res = await fetchWith(url, { caCerts: [ca] });
+      assertEquals([res.status, res.text], [200, "GET /x\n"]);
+    } finally {
       await l.shutdown();
     }
   }
@@ -677,15 +801,37 @@ async function inChildWithUnstableNet(name: string): Promise<void> {
   assertMatch(text, /ok \| 1 passed/, text);
 }
 
-const SEAMLESS_HTTPS = "updateCertificate, HTTPS (Deno.serve, SO_REUSEPORT): no request fails";
+/**
+ * Whether Linux hands connections queued on a closing `SO_REUSEPORT` socket to another socket of
+ * the group (`net.ipv4.tcp_migrate_req=1`) instead of resetting them (the default, 0).
+ */
+function migratesQueuedConnections(): boolean {
+  try {
+    return Deno.readTextFileSync("/proc/sys/net/ipv4/tcp_migrate_req").trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
+const SEAMLESS_HTTPS = "updateCertificate, HTTPS (SO_REUSEPORT): no request in flight fails";
 
 Deno.test(SEAMLESS_HTTPS, async () => {
   if (!canReusePort()) return await inChildWithUnstableNet(SEAMLESS_HTTPS);
   const held = holdingHandler();
   const l = await serve({ addr: "localhost:0", tls, handler: held.handler });
   try {
-    const { failures } = await swapUnderLoad(l, held);
-    assertEquals(failures, [], "requests failed during the swaps");
+    const { ok, failures } = await swapUnderLoad(l, held);
+    // Never refused, and every request on an open connection is answered. What Linux queued on
+    // the old socket but nobody accepted yet is reset when it closes, unless
+    // net.ipv4.tcp_migrate_req=1 (measured: 0 failures with it, a few per 50 swaps without).
+    const migrates = migratesQueuedConnections();
+    console.log(
+      `\ncertificate swaps (tcp_migrate_req=${migrates ? 1 : 0}): ${ok} answered, ` +
+        `${failures.length} reset while queued\n`,
+    );
+    if (migrates) assertEquals(failures, [], "requests failed during the swaps");
+    for (const f of failures) assertMatch(f, /\(Connect\): Connection reset by peer/);
+    assert(failures.length <= 10, `${failures.length} connections reset in 5 swaps`);
   } finally {
     await l.shutdown();
   }

@@ -720,12 +720,10 @@ Deno.test({
   },
 });
 
-// The plain and HTTPS listeners are Deno.serve, which has no header or idle timeout: a client
-// that never finishes its request headers keeps its connection (measured: still open after
-// 100 s; the mTLS listener, node:http2, closes it after 15 s). What holds is that it stalls only
-// itself. README "Threat model" documents the limitation.
+// SPEC hardening, with the shipped timeouts: a client that never finishes its request headers is
+// cut off after 15 s (lib/listen.ts defaultTimeouts.headersMs), and stalls only itself meanwhile.
 Deno.test({
-  name: "a client that never finishes its request headers does not stall others",
+  name: "a client that never finishes its request headers is cut off and does not stall others",
   ...opts,
   fn: async () => {
     const fixture = await HealthFixture.start();
@@ -734,7 +732,7 @@ Deno.test({
       const stalled = rawExchange(
         server.health.port,
         bytesOf("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "),
-        { waitMs: 3_000 },
+        { waitMs: 25_000 },
       );
       await new Promise((r) => setTimeout(r, 500));
       await assertHealthy(server.health.url, "while a client stalls");
@@ -742,6 +740,8 @@ Deno.test({
       console.log(
         `\nunfinished headers: ${a.end} after ${a.ms} ms, status ${a.status ?? "none"}\n`,
       );
+      assert(a.end !== "open", `still open after ${a.ms} ms`);
+      assert(a.ms >= 12_000 && a.ms < 25_000, `cut off after ${a.ms} ms, expected about 15 s`);
       await assertHealthy(server.health.url, "after a client stalled");
     } finally {
       await server.stop();
