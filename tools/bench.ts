@@ -6,7 +6,9 @@
  *   bundle against a SERVING upstream (21 runs after one warm-up);
  * - server mode: wrk with 16 keep-alive HTTP/1.1 connections for 10 s (on-demand checks) and
  *   64 connections with `-check-interval=1s`, reporting req/s, p50, p99 and the
- *   HTTP-requests-per-RPC ratio counted at the upstream.
+ *   HTTP-requests-per-RPC ratio counted at the upstream;
+ * - a yardstick: a bare `Deno.serve` answering a constant, 64 connections, so figures from
+ *   machines of different speed can be read as a share of what the runtime itself does.
  *
  * Needs `wrk` and `/usr/bin/time` (`apt-get install wrk time`); a part whose tool is missing
  * says SKIPPED.
@@ -101,6 +103,20 @@ interface CountingUpstream {
   resetCounts(): void;
 }
 
+/**
+ * The yardstick: `Deno.serve` answering a constant `SERVING` with nothing else, so that figures
+ * from machines of different speed can be compared as a share of what the runtime itself does.
+ */
+const BARE_DENO_SERVE = "bare Deno.serve";
+const bareServer = (port: number) =>
+  `Deno.serve({ hostname: "127.0.0.1", port: ${port}, onListen() {} }, () => ` +
+  `new Response("SERVING\\n", { headers: { "content-type": "text/plain" } }));`;
+const noUpstream: CountingUpstream = {
+  target: BARE_DENO_SERVE,
+  checkCount: () => 0,
+  resetCounts: () => {},
+};
+
 async function benchServer(
   fixture: CountingUpstream,
   label: string,
@@ -113,7 +129,7 @@ async function benchServer(
   }
   const port = freePort();
   const proxy = new Deno.Command(Deno.execPath(), {
-    args: [
+    args: fixture.target === BARE_DENO_SERVE ? ["eval", bareServer(port)] : [
       "run",
       ...perms,
       `${root}main.ts`,
@@ -142,11 +158,12 @@ async function benchServer(
     const seconds = 10;
     const r = await wrk(url, connections, seconds);
     const rpcs = fixture.checkCount();
+    const upstream = fixture === noUpstream ? "" : `, ${rpcs} upstream RPCs ` +
+      `(${(r.requests / Math.max(rpcs, 1)).toFixed(1)} HTTP requests per RPC, ` +
+      `${(rpcs / seconds).toFixed(1)} RPC/s)`;
     console.log(
       `${label}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50}, p99 ${r.p99}, ` +
-        `${r.requests} requests (${r.non2xx} non-2xx), ${rpcs} upstream RPCs ` +
-        `(${(r.requests / Math.max(rpcs, 1)).toFixed(1)} HTTP requests per RPC, ` +
-        `${(rpcs / seconds).toFixed(1)} RPC/s)`,
+        `${r.requests} requests (${r.non2xx} non-2xx)${upstream}`,
     );
   } finally {
     proxy.kill("SIGTERM");
@@ -176,6 +193,7 @@ if (import.meta.main) {
       }
     }
     if (!args.has("--probe-only")) {
+      await benchServer(noUpstream, "yardstick: bare Deno.serve, 64 connections", [], 64);
       await benchServer(fixture, "server, on-demand checks, 16 connections", [], 16);
       // The same against a minimal HTTP/2 gRPC responder: grpc-js's server under Deno costs
       // the shared 2 cores more than a production upstream (Go, C++, Java) would.
