@@ -512,8 +512,9 @@ class Connections {
   }
 
   /**
-   * Serves `conn` once its TLS handshake is done, or closes it after `handshakeMs`. (Deno's HTTP
-   * engine cannot be cancelled while it waits for a handshake, so the handshake happens here.)
+   * Serves `conn` once its TLS handshake is done, or closes it after `handshakeMs`, so that the
+   * first-request deadline counts from the handshake. (Deno 2.9.3 keeps the socket itself open
+   * until the handshake ends even after `close()`: README "Threat model".)
    */
   async #handshake(conn: Deno.TlsConn): Promise<void> {
     this.#handshaking.add(conn);
