@@ -439,6 +439,9 @@ function drain(shutdown: Promise<unknown>, ms: number, log: Logger, why: string)
   });
 }
 
+/** Accept failures (such as running out of file descriptors) are logged at most this often. */
+const ACCEPT_REPORT_MS = 10_000;
+
 /** One connection served by {@link Connections}. */
 interface Connection {
   /** Requests being answered. */
@@ -493,6 +496,8 @@ class Connections {
   /** Accepts connections on `socket` until it is closed. */
   async accept(socket: Deno.Listener): Promise<void> {
     let backoff = 0;
+    let failures = 0;
+    let reported = -Infinity;
     for (;;) {
       let conn: Deno.Conn;
       try {
@@ -500,9 +505,15 @@ class Connections {
         backoff = 0;
       } catch (e) {
         if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return;
-        // Out of file descriptors and the like: wait rather than spin (as Go's net/http does).
+        // Out of file descriptors and the like: wait rather than spin (as Go's net/http does),
+        // and say so at most every 10 s however often it happens.
         backoff = Math.min(1000, backoff === 0 ? 5 : backoff * 2);
-        this.#log.error("accepting a connection failed", { error: reason(e), retryMs: backoff });
+        failures++;
+        if (performance.now() - reported >= ACCEPT_REPORT_MS) {
+          reported = performance.now();
+          this.#log.error("cannot accept connections; retrying", { error: reason(e), failures });
+          failures = 0;
+        }
         await new Promise((r) => setTimeout(r, backoff));
         continue;
       }
