@@ -28,7 +28,6 @@ import type { Logger } from "./log.ts";
  * its own connection until then.
  */
 export interface ListenTimeouts {
-  /**
   /** The TLS handshake must finish within this of connecting. */
   handshakeMs: number;
   /**
