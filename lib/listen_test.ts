@@ -419,8 +419,13 @@ Deno.test("the pinned Deno serves connection by connection, so plain and HTTPS h
   assert(connectionTimeoutsSupported, `Deno ${Deno.version.deno} lacks serveHttpOnConnection`);
 });
 
+const encoded = (t: string) => new TextEncoder().encode(t);
+
+/** The HTTP/2 client preface and an empty SETTINGS frame: a session that then says nothing. */
+const H2_PREFACE = encoded("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+
 /** Writes `bytes` one at a time every `everyMs` until stopped or the peer goes away. */
-function drip(conn: Deno.Conn, bytes: Uint8Array, everyMs: number): () => Promise<void> {
+function dripBytes(conn: Deno.Conn, bytes: Uint8Array, everyMs: number): () => Promise<void> {
   let dripping = true;
   const done = (async () => {
     for (let i = 0; dripping; i = (i + 1) % bytes.length) {
@@ -445,7 +450,6 @@ for (const scheme of ["http", "https"] as const) {
       ...(scheme === "https" ? { tls, addr: "localhost:0" } : {}),
       timeouts: { handshakeMs, headersMs, idleMs },
     });
-    const text = (t: string) => new TextEncoder().encode(t);
     // Plain TCP, or TLS with the handshake done, as a test client would have it.
     const open = async (alpn = "http/1.1") => {
       if (scheme === "http") return await Deno.connect({ hostname: "127.0.0.1", port: l.port });
@@ -471,15 +475,15 @@ for (const scheme of ["http", "https"] as const) {
       );
       // 2. Slowloris: request headers dripped forever.
       const dripper = await open();
-      stops.push(drip(dripper, text("GET / HTTP/1.1\r\nHost: x\r\nX-A: "), 50));
+      stops.push(dripBytes(dripper, encoded("GET / HTTP/1.1\r\nHost: x\r\nX-A: "), 50));
       const dripped = untilClosed(dripper);
       // 3. HTTP/2 preface and settings, then nothing.
       const h2 = await open("h2");
-      await h2.write(text("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"));
+      await h2.write(H2_PREFACE);
       const h2Idle = untilClosed(h2);
       // 4. Keep-alive: one request answered, then nothing: closed idleMs after the answer.
       const kept = await open();
-      await kept.write(text("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"));
+      await kept.write(encoded("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"));
       const keptIdle = untilClosed(kept);
       // 5. On HTTPS, a handshake that stops halfway (a ClientHello header and no more).
       const halfway = scheme === "https"
@@ -535,11 +539,10 @@ Deno.test("http: a connection stays open while its request is answered, however 
 
 Deno.test("shutdown closes idle kept-alive connections at once (HTTP/1.1 and h2c)", async () => {
   const l = await serve();
-  const text = (t: string) => new TextEncoder().encode(t);
   const h1 = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
-  await h1.write(text("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  await h1.write(encoded("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
   const h2 = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
-  await h2.write(text("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"));
+  await h2.write(H2_PREFACE);
   const closed = Promise.all([untilClosed(h1), untilClosed(h2)]);
   await sleep(100);
   const t0 = performance.now();
@@ -584,26 +587,11 @@ Deno.test("node:http2 mTLS: slow or silent clients are cut off and do not block 
     const drip = await tlsConn("http/1.1");
     await drip.handshake();
     const dripClosed = untilClosed(drip);
-    let dripping = true;
-    const dripper = (async () => {
-      const line = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\nX-A: ");
-      for (let i = 0; dripping; i = (i + 1) % line.length) {
-        try {
-          await drip.write(line.subarray(i, i + 1));
-        } catch {
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    const stopDripping = dripBytes(drip, encoded("GET / HTTP/1.1\r\nHost: x\r\nX-A: "), 50);
     // 3. HTTP/2 session that sends the preface and then nothing.
     const idle = await tlsConn("h2");
     await idle.handshake();
-    await idle.write(
-      new TextEncoder().encode(
-        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
-      ),
-    );
+    await idle.write(H2_PREFACE);
     const idleClosed = untilClosed(idle);
 
     // Meanwhile a good client gets its answers.
@@ -611,8 +599,7 @@ Deno.test("node:http2 mTLS: slow or silent clients are cut off and do not block 
     assertEquals(ok.status, 200);
 
     const [tSilent, tDrip, tIdle] = await Promise.all([silent, dripClosed, idleClosed]);
-    dripping = false;
-    await dripper;
+    await stopDripping();
     assert(tSilent < 2000, `silent TCP client held for ${tSilent} ms`);
     assert(tDrip < 2000, `slowloris client held for ${tDrip} ms`);
     assert(tIdle < 3000, `idle HTTP/2 session held for ${tIdle} ms`);
