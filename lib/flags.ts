@@ -8,6 +8,7 @@
  * @module
  */
 
+import { splitListenAddr } from "./address.ts";
 import { formatGoDuration, parseGoDuration } from "./duration.ts";
 
 /** The three ways the program runs (see the SPEC's mode table). */
@@ -1071,24 +1072,8 @@ export function parseFlags(args: string[], invokedAs?: string): ParseResult {
 
 /** Why `addr` is not a listen address (host:port, :port, [v6]:port), or undefined. */
 function checkListenAddr(addr: string): string | undefined {
-  const m = /^(?:\[([^\]]*)\]|([^\[\]:]*)):([^:]*)$/.exec(addr);
-  if (!m) {
-    if (/^[0-9a-fA-F:]*:[0-9a-fA-F:]*:/.test(addr)) {
-      return "IPv6 addresses need brackets, e.g. [::]:8080";
-    }
-    return "expected host:port, e.g. localhost:8080, :8080, 0.0.0.0:8080 or [::]:8080";
-  }
-  const [, v6, host, port] = m;
-  if (v6 !== undefined && !/^[0-9a-fA-F:.]+(%[0-9A-Za-z_.-]+)?$/.test(v6)) {
-    return `${quote(v6)} is not an IPv6 address`;
-  }
-  if (host !== undefined && !/^[0-9A-Za-z_.-]*$/.test(host)) {
-    return `${quote(host)} is not a host name or address`;
-  }
-  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
-    return `port ${quote(port)} is not a number from 0 to 65535`;
-  }
-  return undefined;
+  const split = splitListenAddr(addr);
+  return "error" in split ? split.error : undefined;
 }
 
 /** Why `path` is not a URL path to serve, or undefined. */

@@ -1120,7 +1120,14 @@ const validationCases: [string[], string | undefined, Mode, string][] = [
     undefined,
     "server",
     "invalid " +
-    '-http-listen-addr "[nope]:80": "nope" is not an IPv6 address',
+    '-http-listen-addr "[nope]:80": "nope" is not an IPv6 address (brackets are only for IPv6)',
+  ],
+  [
+    ["-grpcaddr=x", "-http-listen-addr=[1.2.3.4]:80"],
+    undefined,
+    "server",
+    "invalid " +
+    '-http-listen-addr "[1.2.3.4]:80": "1.2.3.4" is not an IPv6 address (brackets are only for IPv6)',
   ],
   [
     ["-grpcaddr=x", "-http-listen-addr=a b:80"],

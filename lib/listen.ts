@@ -21,6 +21,7 @@ import http2 from "node:http2";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { createPrivateKey, X509Certificate } from "node:crypto";
+import { parseListenAddr } from "./address.ts";
 import type { Logger } from "./log.ts";
 
 /**
@@ -109,37 +110,6 @@ export interface Listener {
 export function canReusePort(): boolean {
   return typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function" &&
     Deno.build.os !== "windows";
-}
-
-/**
- * Splits a listen address into hostname and port. An empty host (`:8080`) means all interfaces
- * and becomes `::`, which on Linux and macOS also accepts IPv4 (like Go's `:8080`);
- * {@link serveHealth} falls back to `0.0.0.0` on hosts without IPv6. Throws a `RangeError` with a
- * one-line message on anything malformed.
- */
-export function parseListenAddr(addr: string): { hostname: string; port: number } {
-  const bad = (why: string) => new RangeError(`invalid listen address "${addr}": ${why}`);
-  let host: string;
-  let portText: string;
-  if (addr.startsWith("[")) {
-    const end = addr.indexOf("]");
-    if (end < 0) throw bad("missing ']'");
-    host = addr.slice(1, end);
-    if (addr[end + 1] !== ":") throw bad("missing port");
-    portText = addr.slice(end + 2);
-    if (!host.includes(":")) throw bad("brackets are only for IPv6 addresses");
-  } else {
-    const colon = addr.lastIndexOf(":");
-    if (colon < 0) throw bad("missing port");
-    host = addr.slice(0, colon);
-    portText = addr.slice(colon + 1);
-    if (host.includes(":")) throw bad("IPv6 addresses must be in brackets, as [::1]:8080");
-  }
-  if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
-    throw bad(portText === "" ? "missing port" : `bad port "${portText}"`);
-  }
-  if (!/^[A-Za-z0-9._%:-]*$/.test(host)) throw bad(`bad host "${host}"`);
-  return { hostname: host === "" ? "::" : host, port: Number(portText) };
 }
 
 /**

@@ -1,13 +1,12 @@
 import { haveCurl } from "../tests/helpers.ts";
 import { capturingLogger } from "./log.ts";
-import { assert, assertEquals, assertMatch, assertStringIncludes } from "../tests/assert.ts";
+import { assert, assertEquals, assertMatch } from "../tests/assert.ts";
 import { certText } from "../tests/helpers.ts";
 import {
   canReusePort,
   connectionTimeoutsSupported,
   type Listener,
   type ListenOptions,
-  parseListenAddr,
   serveHealth,
 } from "./listen.ts";
 import { silentLogger } from "./log.ts";
@@ -112,44 +111,6 @@ async function untilClosed(conn: Deno.Conn, limitMs = 5000): Promise<number> {
   } catch { /* already closed */ }
   return byPeer && took < limitMs ? took : Infinity;
 }
-
-Deno.test("parseListenAddr: accepted forms", () => {
-  assertEquals(parseListenAddr("localhost:8080"), { hostname: "localhost", port: 8080 });
-  assertEquals(parseListenAddr(":8080"), { hostname: "::", port: 8080 });
-  assertEquals(parseListenAddr("0.0.0.0:8080"), { hostname: "0.0.0.0", port: 8080 });
-  assertEquals(parseListenAddr("[::]:8080"), { hostname: "::", port: 8080 });
-  assertEquals(parseListenAddr("[::1]:0"), { hostname: "::1", port: 0 });
-  assertEquals(parseListenAddr("[fe80::1%eth0]:1"), { hostname: "fe80::1%eth0", port: 1 });
-  assertEquals(parseListenAddr("10.0.0.1:65535"), { hostname: "10.0.0.1", port: 65535 });
-});
-
-Deno.test("parseListenAddr: malformed addresses are RangeErrors with one-line messages", () => {
-  for (
-    const addr of [
-      "",
-      "localhost",
-      "localhost:",
-      "localhost:http",
-      "localhost:65536",
-      "localhost:-1",
-      "::1:8080",
-      "[::1]8080",
-      "[::1",
-      "[localhost]:80",
-      "bad host:80",
-      "a/b:80",
-    ]
-  ) {
-    try {
-      parseListenAddr(addr);
-      throw new Error(`accepted ${JSON.stringify(addr)}`);
-    } catch (e) {
-      assert(e instanceof RangeError, `${addr}: ${e}`);
-      assertStringIncludes(e.message, `invalid listen address "${addr}"`);
-      assert(!e.message.includes("\n"));
-    }
-  }
-});
 
 Deno.test("plain HTTP/1.1 via fetch, on IPv4, IPv6, localhost and all interfaces", async () => {
   for (const addr of ["127.0.0.1:0", "[::1]:0", "localhost:0", ":0"]) {
