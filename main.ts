@@ -8,8 +8,9 @@
  * @module
  */
 
-import { type Config, invalidArgumentExit, parseFlags, usage } from "./lib/flags.ts";
-import { writeStderr } from "./lib/log.ts";
+import { type Config, parseFlags, usage } from "./lib/flags.ts";
+import { invalidArgumentExit } from "./lib/status.ts";
+import { errorLine, writeStderr } from "./lib/log.ts";
 import { versionLine } from "./lib/version.ts";
 
 /** Where the program writes; tests pass their own. */
@@ -117,8 +118,7 @@ if (import.meta.main) {
   // and never takes a serving health proxy down.
   globalThis.addEventListener("unhandledrejection", (e) => {
     e.preventDefault();
-    const reason = e.reason instanceof Error ? e.reason.message : String(e.reason);
-    writeStderr(`error: unexpected failure: ${reason.split("\n")[0]}\n`);
+    writeStderr(`error: unexpected failure: ${errorLine(e.reason)}\n`);
   });
   const code = await main(Deno.args, invokedAs());
   // Let the event loop drain so the upstream connection closes gracefully (GOAWAY, FIN), but

@@ -129,13 +129,6 @@ export interface FlagSpec {
   readonly parseList?: (raw: string) => ListParse;
 }
 
-/** Exit code for invalid arguments, per mode (grpc_health_proxy dies via glog.Fatal: 255). */
-export const invalidArgumentExit: Readonly<Record<Mode, number>> = {
-  probe: 1,
-  runcli: 255,
-  server: 255,
-};
-
 const ALL: readonly Mode[] = ["server", "probe", "runcli"];
 /** grpc_health_proxy v1.2.1's listener flags: v1.2.1 accepted (and ignored) them with -runcli. */
 const SERVER_V1: readonly Mode[] = ["server", "runcli"];

@@ -1,10 +1,10 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../tests/assert.ts";
+import { invalidArgumentExit } from "./status.ts";
 import {
   type Config,
   detectMode,
   flagReferenceMarkdown,
   flagTable,
-  invalidArgumentExit,
   type Mode,
   parseFlags,
   type ParseResult,

@@ -206,19 +206,19 @@ function readinessAnswer(results: readonly CheckResult[], json: boolean): Answer
   if (json) {
     const entry = (r: CheckResult) => {
       const e: Record<string, string> = { service: shownName(r.service) };
-      e.status = statusTable[r.outcome].reason;
+      e.status = r.outcome;
       if (r.outcome !== "SERVING") e.reason = explanations[r.outcome];
       return e;
     };
     if (results.length === 1) return { status, body: JSON.stringify(entry(results[0])) + "\n" };
     return {
       status,
-      body: jsonList({ status: statusTable[worst.outcome].reason }, results.map(entry)),
+      body: jsonList({ status: worst.outcome }, results.map(entry)),
     };
   }
   return {
     status,
-    body: textLines(results.map((r) => line(r.service, statusTable[r.outcome].reason))),
+    body: textLines(results.map((r) => line(r.service, r.outcome))),
   };
 }
 
@@ -235,7 +235,7 @@ function livenessAnswer(results: readonly CheckResult[], json: boolean): Answer 
     const entry = (r: CheckResult) => ({
       service: shownName(r.service),
       status: word(r),
-      outcome: statusTable[r.outcome].reason,
+      outcome: r.outcome,
     });
     if (results.length === 1) return { status, body: JSON.stringify(entry(results[0])) + "\n" };
     return {
@@ -246,7 +246,7 @@ function livenessAnswer(results: readonly CheckResult[], json: boolean): Answer 
   return {
     status,
     body: textLines(
-      results.map((r) => line(r.service, `${word(r)} ${statusTable[r.outcome].reason}`)),
+      results.map((r) => line(r.service, `${word(r)} ${r.outcome}`)),
     ),
   };
 }

@@ -58,7 +58,7 @@ Deno.test("every row of the status table maps to its HTTP status and a text body
     // Content-Type alone keeps Deno.serve on its fast path (see respond()).
     assertEquals([...res.headers.keys()], ["content-type"]);
     const body = await res.text();
-    assertEquals(body, `${row.reason}\n`, outcome);
+    assertEquals(body, `${outcome}\n`, outcome);
     assert(!body.includes("10.1.2.3"), "detail must not leak");
   }
 });
@@ -109,7 +109,7 @@ Deno.test("other paths: 404 whose body is not a health status", async () => {
     assertEquals(res.status, 404, p);
     const body = await res.text();
     assertEquals(body, "not found\n");
-    for (const row of Object.values(statusTable)) assert(!body.includes(row.reason), p);
+    for (const outcome of Object.keys(statusTable)) assert(!body.includes(outcome), p);
   }
   const post = await handler(get("/nope", { method: "POST" }));
   assertEquals(post.status, 404);
@@ -198,7 +198,7 @@ Deno.test("JSON bodies: one service", async () => {
     assert(!text.includes("10.1.2.3"), "detail must not leak");
     const body = JSON.parse(text);
     assertEquals(body.service, "");
-    assertEquals(body.status, statusTable[outcome].reason);
+    assertEquals(body.status, outcome);
     assertEquals(typeof body.reason, "string");
   }
 });
@@ -280,14 +280,14 @@ Deno.test("liveness path: 200 whenever the upstream answered, 503 otherwise", as
     const res = await handler(get("/livez"));
     assertEquals(res.status, row.answered ? 200 : 503, outcome);
     const body = await res.text();
-    assertEquals(body, `${row.answered ? "LIVE" : "NOT_LIVE"} ${row.reason}\n`);
+    assertEquals(body, `${row.answered ? "LIVE" : "NOT_LIVE"} ${outcome}\n`);
     assertEquals(calls.observed[0].path, "/livez");
 
     const jres = await handler(get("/livez", json));
     assertEquals(await jres.json(), {
       service: "",
       status: row.answered ? "LIVE" : "NOT_LIVE",
-      outcome: row.reason,
+      outcome,
     });
   }
   const { handler } = setup("SERVING", { livenessPath: "/livez" });

@@ -100,3 +100,12 @@ export function capturingLogger(): {
     },
   };
 }
+
+/**
+ * The first line of an error's message, without Deno's `(os error N)` suffix: what a log field
+ * or a one-line CLI error says about `e`. Never empty.
+ */
+export function errorLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split("\n")[0].replace(/\s*\(os error \d+\)$/, "").trim() || "unknown error";
+}

@@ -7,7 +7,7 @@
  */
 
 import { formatGoDuration } from "./duration.ts";
-import { type CheckResult, statusTable, worstResult } from "./status.ts";
+import { type CheckResult, probeExit, runcliExit, statusTable, worstResult } from "./status.ts";
 import {
   CONNECT_TIMEOUT,
   UpstreamConfigError,
@@ -32,26 +32,6 @@ export interface OneShotIo {
   /** Aborts the check (SIGINT/SIGTERM in the real program). */
   signal?: AbortSignal;
 }
-
-/** Exit codes of probe mode, as grpc-health-probe names them. */
-export const probeExit = {
-  SUCCESS: 0,
-  INVALID_ARGUMENTS: 1,
-  CONNECTION_FAILURE: 2,
-  RPC_FAILURE: 3,
-  UNHEALTHY: 4,
-} as const;
-
-/** Exit codes of runcli mode, as grpc_health_proxy v1.2.1 names them. */
-export const runcliExit = {
-  SUCCESS: 0,
-  CONNECTION_FAILURE: 1,
-  RPC_FAILURE: 2,
-  SERVICE_NOT_FOUND: 3,
-  UNIMPLEMENTED: 4,
-  UNHEALTHY: 5,
-  INVALID_ARGUMENTS: 255,
-} as const;
 
 /** The line grpc-health-probe prints for a result. */
 export function probeLine(r: CheckResult, opts: OneShotOptions): string {

@@ -15,11 +15,8 @@ import { parseListenAddr } from "./address.ts";
 import { type Listener, serveHealth } from "./listen.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
-import type { CheckResult, HealthChecker } from "./status.ts";
+import { type CheckResult, type HealthChecker, SERVER_START_FAILED } from "./status.ts";
 import { UpstreamConfigError, UpstreamHealth } from "./upstream.ts";
-
-/** Exit code of server mode when it cannot start (glog.Fatal's, as grpc_health_proxy). */
-export const SERVER_START_FAILED = 255;
 
 /** How many service names have their state (and its changes) tracked in on-demand mode. */
 const MAX_TRACKED_SERVICES = 1000;

@@ -1,10 +1,43 @@
 /**
  * The one status table: how each upstream outcome maps to an HTTP status (server mode) and to
- * the exit codes of runcli mode (grpc_health_proxy v1.2.1) and probe mode (grpc-health-probe).
- * Every mode reads this table; nothing else decides these numbers.
+ * the exit codes of runcli mode (grpc_health_proxy v1.2.1) and probe mode (grpc-health-probe),
+ * with every exit code the program uses, named. Every mode reads this module; nothing else
+ * decides these numbers.
  *
  * @module
  */
+
+import type { Mode } from "./flags.ts";
+
+/** Exit codes of probe mode, as grpc-health-probe names them. */
+export const probeExit = {
+  SUCCESS: 0,
+  INVALID_ARGUMENTS: 1,
+  CONNECTION_FAILURE: 2,
+  RPC_FAILURE: 3,
+  UNHEALTHY: 4,
+} as const;
+
+/** Exit codes of runcli mode, as grpc_health_proxy v1.2.1 names them. */
+export const runcliExit = {
+  SUCCESS: 0,
+  CONNECTION_FAILURE: 1,
+  RPC_FAILURE: 2,
+  SERVICE_NOT_FOUND: 3,
+  UNIMPLEMENTED: 4,
+  UNHEALTHY: 5,
+  INVALID_ARGUMENTS: 255,
+} as const;
+
+/** Exit code of server mode when it cannot start (grpc_health_proxy dies via glog.Fatal). */
+export const SERVER_START_FAILED = 255;
+
+/** Exit code for invalid arguments, per mode (grpc_health_proxy dies via glog.Fatal: 255). */
+export const invalidArgumentExit: Readonly<Record<Mode, number>> = {
+  probe: probeExit.INVALID_ARGUMENTS,
+  runcli: runcliExit.INVALID_ARGUMENTS,
+  server: SERVER_START_FAILED,
+};
 
 /** What one health check of one service came to. */
 export type Outcome =
@@ -26,11 +59,6 @@ export interface StatusRow {
   readonly runcli: number;
   /** Exit code in probe mode. */
   readonly probe: number;
-  /**
-   * Short reason for HTTP bodies; for health statuses it is the status name. It never carries
-   * upstream internals (addresses, error text).
-   */
-  readonly reason: string;
   /** Ranks outcomes when several services are checked: the highest is reported. */
   readonly severity: number;
   /**
@@ -40,56 +68,71 @@ export interface StatusRow {
   readonly answered: boolean;
 }
 
-/** Outcome -> HTTP status and exit codes, as in the SPEC's server-mode table. */
+/**
+ * Outcome -> HTTP status and exit codes (the README's status table is generated from it). The
+ * outcome's name is what HTTP bodies say: it never carries upstream internals.
+ */
 export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
-  SERVING: { http: 200, runcli: 0, probe: 0, reason: "SERVING", severity: 0, answered: true },
+  SERVING: {
+    http: 200,
+    runcli: runcliExit.SUCCESS,
+    probe: probeExit.SUCCESS,
+    severity: 0,
+    answered: true,
+  },
   NOT_SERVING: {
     http: 503,
-    runcli: 5,
-    probe: 4,
-    reason: "NOT_SERVING",
+    runcli: runcliExit.UNHEALTHY,
+    probe: probeExit.UNHEALTHY,
     severity: 2,
     answered: true,
   },
-  UNKNOWN: { http: 503, runcli: 5, probe: 4, reason: "UNKNOWN", severity: 2, answered: true },
+  UNKNOWN: {
+    http: 503,
+    runcli: runcliExit.UNHEALTHY,
+    probe: probeExit.UNHEALTHY,
+    severity: 2,
+    answered: true,
+  },
   SERVICE_UNKNOWN: {
     http: 404,
-    runcli: 5,
-    probe: 4,
-    reason: "SERVICE_UNKNOWN",
+    runcli: runcliExit.UNHEALTHY,
+    probe: probeExit.UNHEALTHY,
     severity: 1,
     answered: true,
   },
   NOT_FOUND: {
     http: 404,
-    runcli: 3,
-    probe: 3,
-    reason: "NOT_FOUND",
+    runcli: runcliExit.SERVICE_NOT_FOUND,
+    probe: probeExit.RPC_FAILURE,
     severity: 3,
     answered: true,
   },
   UNIMPLEMENTED: {
     http: 501,
-    runcli: 4,
-    probe: 3,
-    reason: "UNIMPLEMENTED",
+    runcli: runcliExit.UNIMPLEMENTED,
+    probe: probeExit.RPC_FAILURE,
     severity: 4,
     answered: true,
   },
   DEADLINE_EXCEEDED: {
     http: 503,
-    runcli: 2,
-    probe: 3,
-    reason: "DEADLINE_EXCEEDED",
+    runcli: runcliExit.RPC_FAILURE,
+    probe: probeExit.RPC_FAILURE,
     severity: 5,
     answered: false,
   },
-  RPC_ERROR: { http: 503, runcli: 5, probe: 3, reason: "RPC_ERROR", severity: 6, answered: true },
+  RPC_ERROR: {
+    http: 503,
+    runcli: runcliExit.UNHEALTHY,
+    probe: probeExit.RPC_FAILURE,
+    severity: 6,
+    answered: true,
+  },
   CONNECTION_FAILED: {
     http: 503,
-    runcli: 1,
-    probe: 2,
-    reason: "CONNECTION_FAILED",
+    runcli: runcliExit.CONNECTION_FAILURE,
+    probe: probeExit.CONNECTION_FAILURE,
     severity: 7,
     answered: false,
   },
