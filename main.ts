@@ -11,6 +11,7 @@
 import { type Config, parseFlags, usage } from "./lib/flags.ts";
 import { invalidArgumentExit } from "./lib/status.ts";
 import { errorLine, writeStderr } from "./lib/log.ts";
+import { abortOnTermination } from "./lib/signals.ts";
 import { versionLine } from "./lib/version.ts";
 
 /** Where the program writes; tests pass their own. */
@@ -26,23 +27,6 @@ const defaultIo: MainIo = {
   },
   stderr: writeStderr,
 };
-
-/** Aborts on SIGINT/SIGTERM until disposed. */
-function signalAbort(onSignal: () => void): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
-  const handler = () => {
-    onSignal();
-    controller.abort();
-  };
-  const signals = ["SIGINT", "SIGTERM"] as const;
-  for (const s of signals) Deno.addSignalListener(s, handler);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      for (const s of signals) Deno.removeSignalListener(s, handler);
-    },
-  };
-}
 
 /**
  * The permission a mode cannot run without and that Deno would only report with a stack trace
@@ -69,7 +53,7 @@ async function runMode(config: Config, io: MainIo): Promise<number> {
   }
   // Loaded after the permission check: importing grpc-js reads the environment.
   const { runOneShot } = await import("./lib/probe.ts");
-  const cancel = signalAbort(() => io.stderr("cancellation received\n"));
+  const cancel = abortOnTermination(() => io.stderr("cancellation received\n"));
   try {
     return await runOneShot(config.mode, config, {
       print: (line) => io.stderr(line + "\n"),

@@ -25,10 +25,10 @@ export interface HealthHandlerOptions {
   /** Checks the services; one result per service, same order. Never rejects. */
   check: (services: readonly string[]) => Promise<CheckResult[]>;
   /**
-   * Answers from memory when it can (background checking), synchronously; undefined sends the
-   * request to {@link check}.
+   * The results background checking keeps in memory for these services, returned
+   * synchronously; undefined (not all known) sends the request to {@link check}.
    */
-  checkNow?: (services: readonly string[]) => CheckResult[] | undefined;
+  resultsInMemory?: (services: readonly string[]) => CheckResult[] | undefined;
   /** Returns why a service name is unacceptable, or undefined when it is fine. */
   validateServiceName: (name: string) => string | undefined;
   /**
@@ -43,7 +43,7 @@ export interface HealthHandlerOptions {
   ) => void;
 }
 
-/** Bodies stay well under 1 KiB (SPEC); this leaves room for the "omitted" marker. */
+/** Bodies stay well under 1 KiB (README, "Server mode"); this leaves room for the "omitted" marker. */
 const BODY_BUDGET = 900;
 /** Longest service name shown in a body; longer ones are cut (the validator should stop them). */
 const MAX_SHOWN_NAME = 200;
@@ -103,7 +103,7 @@ export function healthHandler(
     if ("error" in picked) return plain(req, picked.status, picked.error);
 
     // Answers from memory (background checking) come back synchronously: no promise, no clock.
-    const known = opts.checkNow?.(picked.services);
+    const known = opts.resultsInMemory?.(picked.services);
     if (known) return finish(req, liveness, known, 0);
 
     const started = performance.now();

@@ -354,14 +354,14 @@ Deno.test("body never contains detail, in any format or path", async () => {
   }
 });
 
-Deno.test("answers from memory (checkNow) are synchronous and skip the async checker", () => {
+Deno.test("results in memory (background checking) answer synchronously and skip the async checker", () => {
   const { calls } = setup("SERVING");
   const handler = healthHandler({
     path: "/",
     services: ["a"],
     serviceFixed: true,
     check: () => Promise.reject(new Error("must not be called")),
-    checkNow: (services) => services.map((service) => ({ service, outcome: "NOT_SERVING" })),
+    resultsInMemory: (services) => services.map((service) => ({ service, outcome: "NOT_SERVING" })),
     validateServiceName: validate,
     observe: (path, results, seconds, status) =>
       calls.observed.push({ path, results, seconds, status }),

@@ -9,15 +9,11 @@ import {
   servingStatusName,
   servingStatusNames,
 } from "./health_codec.ts";
-import { healthProto } from "./health_proto.ts";
 
-// The reference: protobufjs (through proto-loader) reading the embedded proto.
+// The reference: protobufjs (through proto-loader) reading the repository's health proto.
 function reference() {
-  const dir = Deno.makeTempDirSync();
-  const path = `${dir}/health.proto`;
-  Deno.writeTextFileSync(path, healthProto);
+  const path = new URL("../proto/health.proto", import.meta.url).pathname;
   const def = protoLoader.loadSync(path, { keepCase: true, enums: Number, defaults: true });
-  Deno.removeSync(dir, { recursive: true });
   const check = def["grpc.health.v1.Health"] as protoLoader.ServiceDefinition;
   return check.Check;
 }

@@ -13,6 +13,7 @@ import { healthHandler } from "./handler.ts";
 import { type PemPair, selfSignedCertificate, watchCertificateFiles } from "./certificates.ts";
 import { parseListenAddr } from "./address.ts";
 import { type Listener, serveHealth } from "./listen.ts";
+import { nextTermination } from "./signals.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
 import { type CheckResult, type HealthChecker, SERVER_START_FAILED } from "./status.ts";
@@ -173,7 +174,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       services: config.services,
       serviceFixed: config.serviceFlagSet,
       check: (services) => Promise.all(services.map((s) => check(s))),
-      checkNow: bg
+      resultsInMemory: bg
         ? (services) =>
           services.every((s) => bg.has(s)) ? services.map((s) => bg.current(s)) : undefined
         : undefined,
@@ -206,7 +207,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           logger,
         });
       } catch (err) {
-        // The SPEC: a metrics listener that cannot bind is logged; health serving goes on.
+        // As the README says: a metrics listener that cannot bind is logged; health serving goes on.
         logger.error("metrics listener not started", { error: (err as Error).message });
       }
     }
@@ -226,19 +227,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     upstream.close();
     throw err;
   }
-}
-
-/** Waits for SIGINT or SIGTERM. */
-function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const signals = ["SIGINT", "SIGTERM"] as const;
-    const handler = (name: string) => () => {
-      for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-      resolve(name);
-    };
-    const handlers = signals.map((s) => [s, handler(s)] as const);
-    for (const [s, h] of handlers) Deno.addSignalListener(s, h);
-  });
 }
 
 /** Runs server mode until SIGINT/SIGTERM and returns the exit code. */
@@ -263,7 +251,7 @@ export async function runServer(config: Config): Promise<number> {
     logger.error((err as Error).message);
     return SERVER_START_FAILED;
   }
-  const signal = await untilSignal();
+  const signal = await nextTermination();
   logger.info("shutting down", { signal });
   await server.stop();
   logger.info("stopped");

@@ -1,7 +1,7 @@
 import { assertEquals } from "../tests/assert.ts";
 import { type CheckResult, type Outcome, statusTable, worstResult } from "./status.ts";
 
-// The SPEC's server-mode table, written out again on purpose: the test pins the contract.
+// The README's status table, written out again on purpose: the test holds the contract.
 const spec: [Outcome, number, number, number][] = [
   ["SERVING", 200, 0, 0],
   ["NOT_SERVING", 503, 5, 4],
@@ -14,7 +14,7 @@ const spec: [Outcome, number, number, number][] = [
   ["CONNECTION_FAILED", 503, 1, 2],
 ];
 
-Deno.test("statusTable is the SPEC's table", () => {
+Deno.test("statusTable is the README's table", () => {
   assertEquals(Object.keys(statusTable).sort(), spec.map(([o]) => o).sort());
   for (const [outcome, http, runcli, probe] of spec) {
     const row = statusTable[outcome];

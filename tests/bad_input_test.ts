@@ -720,7 +720,7 @@ Deno.test({
   },
 });
 
-// SPEC hardening, with the shipped timeouts: a client that never finishes its request headers is
+// Hardening, with the shipped timeouts: a client that never finishes its request headers is
 // cut off after 15 s (lib/listen.ts defaultTimeouts.headersMs), and stalls only itself meanwhile.
 Deno.test({
   name: "a client that never finishes its request headers is cut off and does not stall others",

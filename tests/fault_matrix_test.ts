@@ -2,7 +2,7 @@
  * The fault matrix: upstream faults (absent, killed under load, restarted, silent TCP, hanging,
  * slow, TLS mismatches, a removed unix socket) against the real program, in server mode with
  * on-demand checks, in server mode with `-check-interval=200ms`, and in probe mode. Each gets
- * the SPEC's answer within a time bound, nothing prints a stack trace, and the proxy serves 200
+ * the README's answer within a time bound, nothing prints a stack trace, and the proxy serves 200
  * again once a good upstream is back. The observed matrix is printed as a table (the README
  * cites it).
  */

@@ -1,0 +1,46 @@
+/**
+ * The one place the program listens for termination signals (SIGINT, SIGTERM), for both the
+ * one-shot modes (cancel the check) and server mode (drain and stop).
+ *
+ * @module
+ */
+
+/** The signals that end the program. */
+export const terminationSignals = ["SIGINT", "SIGTERM"] as const;
+
+/** One of {@link terminationSignals}. */
+export type TerminationSignal = typeof terminationSignals[number];
+
+/**
+ * Aborts the returned signal on the first SIGINT or SIGTERM (its `reason` is the signal's name)
+ * until disposed; `onSignal` runs first. Dispose once done so the process can exit.
+ */
+export function abortOnTermination(
+  onSignal: (name: TerminationSignal) => void = () => {},
+): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const handlers = terminationSignals.map((name) =>
+    [name, () => {
+      if (controller.signal.aborted) return;
+      onSignal(name);
+      controller.abort(name);
+    }] as const
+  );
+  for (const [name, handler] of handlers) Deno.addSignalListener(name, handler);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+    },
+  };
+}
+
+/** Resolves with the name of the first SIGINT or SIGTERM, then stops listening. */
+export function nextTermination(): Promise<TerminationSignal> {
+  return new Promise((resolve) => {
+    const { dispose } = abortOnTermination((name) => {
+      dispose();
+      resolve(name);
+    });
+  });
+}
