@@ -1,4 +1,4 @@
-import { assertEquals } from "../tests/assert.ts";
+import { assertEquals, assertEventually } from "../tests/assert.ts";
 import { BackgroundChecker, STALE, type WatchableUpstream } from "./background.ts";
 import type { CheckResult, Outcome } from "./status.ts";
 
@@ -56,7 +56,7 @@ Deno.test("thresholds: the served state flips after N consecutive disagreeing re
   });
   await bg.start();
   // Let the scripted results and then three SERVING ones play out.
-  await new Promise((r) => setTimeout(r, 100));
+  await assertEventually(() => changes.length >= 3, "three state changes");
   bg.stop();
   assertEquals(changes, [
     "undefined->SERVING",

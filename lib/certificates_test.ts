@@ -2,7 +2,7 @@ import { haveCurl } from "../tests/helpers.ts";
 import { capturingLogger } from "./log.ts";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import tls from "node:tls";
-import { assert, assertEquals, assertMatch } from "../tests/assert.ts";
+import { assert, assertEquals, assertEventually, assertMatch } from "../tests/assert.ts";
 import { certText } from "../tests/helpers.ts";
 import {
   certificatePairProblem,
@@ -22,15 +22,6 @@ const pairB: PemPair = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `cond()` holds, failing after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** Fetches with a dedicated client (closed afterwards). */
 async function fetchWith(
@@ -222,7 +213,7 @@ Deno.test("watchCertificateFiles: a rewrite of both files is reported once; no c
     assertEquals([w.changes.length, w.lines.length], [0, 0]);
 
     writePair(dir, pairB);
-    await until(() => w.changes.length === 1, "the reload");
+    await assertEventually(() => w.changes.length === 1, "the reload");
     assertEquals(w.changes[0], pairB);
     await sleep(INTERVAL * 10);
     assertEquals(w.changes.length, 1, "reported once");
@@ -239,7 +230,7 @@ Deno.test("watchCertificateFiles: a half-written (mismatched) pair is refused un
   const w = watch(dir); // reads the initial pair itself
   try {
     writePair(dir, { cert: pairB.cert }); // the key is not there yet
-    await until(() => w.count("warn") === 1, "the refusal");
+    await assertEventually(() => w.count("warn") === 1, "the refusal");
     await sleep(INTERVAL * 10);
     assertEquals(w.changes.length, 0, "a mismatched pair is never reported");
     assertEquals(w.count("warn"), 1, "one line per refused pair");
@@ -250,13 +241,13 @@ Deno.test("watchCertificateFiles: a half-written (mismatched) pair is refused un
     );
 
     writePair(dir, { key: pairB.key });
-    await until(() => w.changes.length === 1, "the reload");
+    await assertEventually(() => w.changes.length === 1, "the reload");
     assertEquals(w.changes[0], pairB);
     assertEquals(w.count("info"), 1);
 
     // Unreadable (key removed): one line, nothing reported; back to the served pair: quiet.
     Deno.removeSync(`${dir}/tls.key`);
-    await until(() => w.count("warn") === 2, "the unreadable refusal");
+    await assertEventually(() => w.count("warn") === 2, "the unreadable refusal");
     writePair(dir, { key: pairB.key });
     await sleep(INTERVAL * 10);
     assertEquals([w.changes.length, w.count("warn"), w.count("info")], [1, 2, 1]);
@@ -289,7 +280,7 @@ Deno.test("watchCertificateFiles: a Kubernetes Secret '..data' symlink swap is r
     Deno.symlinkSync("..2026_v2", `${dir}/..data_tmp`);
     Deno.renameSync(`${dir}/..data_tmp`, `${dir}/..data`);
     Deno.removeSync(`${dir}/..2026_v1`, { recursive: true });
-    await until(() => w.changes.length === 1, "the reload after the symlink swap");
+    await assertEventually(() => w.changes.length === 1, "the reload after the symlink swap");
     assertEquals(w.changes[0], selfSigned);
 
     // And a second swap, back to pair B.
@@ -297,7 +288,7 @@ Deno.test("watchCertificateFiles: a Kubernetes Secret '..data' symlink swap is r
     Deno.symlinkSync("..2026_v3", `${dir}/..data_tmp`);
     Deno.renameSync(`${dir}/..data_tmp`, `${dir}/..data`);
     Deno.removeSync(`${dir}/..2026_v2`, { recursive: true });
-    await until(() => w.changes.length === 2, "the second reload");
+    await assertEventually(() => w.changes.length === 2, "the second reload");
     assertEquals(w.changes[1], pairB);
     assertEquals(w.lines.map((l) => l.level), ["info", "info"]);
   } finally {
@@ -317,7 +308,7 @@ Deno.test("watchCertificateFiles: a failing onChange is logged and not retried; 
   });
   try {
     writePair(dir, pairB);
-    await until(() => w.count("error") === 1, "the failed reload");
+    await assertEventually(() => w.count("error") === 1, "the failed reload");
     await sleep(INTERVAL * 10);
     assertEquals(calls, 1, "the same failing pair is not tried again");
     assertMatch(w.lines[0].msg, /reload failed; keeping the current certificate/);

@@ -1,6 +1,6 @@
 import { haveCurl } from "../tests/helpers.ts";
 import { capturingLogger } from "./log.ts";
-import { assert, assertEquals, assertMatch } from "../tests/assert.ts";
+import { assert, assertEquals, assertEventually, assertMatch } from "../tests/assert.ts";
 import { certText } from "../tests/helpers.ts";
 import {
   canReusePort,
@@ -312,21 +312,20 @@ async function shutdownWithInFlight(
   const base = over.tls ? tlsUrl(l) : `${l.url}/`;
   const inFlight = fetchWith(`${base}slow`, clientOpts);
   await entered.promise;
-  const t0 = performance.now();
   const shut = l.shutdown();
-  // Let the listener close its socket, then check new connections are refused.
-  await new Promise((r) => setTimeout(r, 100));
-  let refused = false;
-  try {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
-    c.close();
-  } catch {
-    refused = true;
-  }
-  assert(refused, "new connections must be refused while draining");
+  // Once the listener has closed its socket, new connections are refused while draining.
+  await assertEventually(async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: l.port })).close();
+      return false;
+    } catch {
+      return true;
+    }
+  }, "new connections to be refused while draining");
   release.open();
   const res = await inFlight;
   assertEquals([res.status, res.text], [200, "done /slow"]);
+  const t0 = performance.now();
   await shut;
   assert(performance.now() - t0 < 4000, "shutdown should not wait for the grace period");
   assertEquals(l.shutdown(), l.shutdown(), "shutdown is idempotent");

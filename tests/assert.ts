@@ -29,3 +29,22 @@ export function assertStringIncludes(text: string, part: string, msg?: string): 
     msg ?? `expected ${JSON.stringify(text)} to include ${JSON.stringify(part)}`,
   );
 }
+
+/**
+ * Waits until `cond()` holds, polling every `stepMs`; fails with `what` after `limitMs`. The
+ * limit is generous on purpose: it bounds a broken test, it does not measure speed.
+ */
+export async function assertEventually(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  limitMs = 20_000,
+  stepMs = 10,
+): Promise<void> {
+  const started = performance.now();
+  while (!(await cond())) {
+    if (performance.now() - started > limitMs) {
+      throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+  }
+}

@@ -14,6 +14,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HealthFixture } from "./fixture/health_server.ts";
 import { closedPort, programPermissions, root, type RunResult } from "./helpers.ts";
+import { stopMain, watchListening } from "./fixture/main_process.ts";
 
 const BUNDLE = "dist/grpc_health_proxy.js";
 const decoder = new TextDecoder();
@@ -214,24 +215,25 @@ Deno.test({
       );
 
       await t.step("server mode: 200 over HTTP, metrics, exit 0 on SIGTERM", async () => {
-        const port = closedPort();
-        const metricsPort = closedPort();
-        const child = bundleCommand(box, "grpc_health_proxy.js", [
-          `-grpcaddr=${addr}`,
-          `-http-listen-addr=127.0.0.1:${port}`,
-          `-metrics-http-listen-addr=127.0.0.1:${metricsPort}`,
-        ]).spawn();
-        let out: Deno.CommandOutput | undefined;
+        const proxy = await watchListening(
+          bundleCommand(box, "grpc_health_proxy.js", [
+            `-grpcaddr=${addr}`,
+            "-http-listen-addr=127.0.0.1:0",
+            "-metrics-http-listen-addr=127.0.0.1:0",
+          ]).spawn(),
+          { listeners: 2, timeoutMs: 60_000 },
+        );
         try {
-          const res = await waitForStatus(`http://127.0.0.1:${port}/`, 200, 20_000);
+          const [health, metricsUrl] = proxy.urls;
+          assert(metricsUrl, `listeners not up: ${proxy.stderr.join("\n")}`);
+          const res = await waitForStatus(`${health}/`, 200, 20_000);
           assertEquals((await res.text()).trim(), "SERVING");
-          const metrics = await waitForStatus(`http://127.0.0.1:${metricsPort}/metrics`, 200, 5000);
+          const metrics = await waitForStatus(`${metricsUrl}/metrics`, 200, 20_000);
           assertStringIncludes(await metrics.text(), "grpc_health_check_seconds");
         } finally {
-          child.kill("SIGTERM");
-          out = await child.output();
+          const out = await stopMain(proxy);
+          assertEquals(out.code, 0, out.stderr);
         }
-        assertEquals(out.code, 0, decoder.decode(out.stderr));
       });
 
       await t.step("start-up time (printed, not asserted)", async () => {

@@ -12,7 +12,8 @@
 import https from "node:https";
 import { parseAllDocuments } from "yaml";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { closedPort, programPermissions, root, runMain } from "./helpers.ts";
+import { root, runMain } from "./helpers.ts";
+import { spawnMain, stopMain } from "./fixture/main_process.ts";
 import { type Config, flagTable, parseFlags } from "../lib/flags.ts";
 import { startEchoServer } from "../examples/echo_server.ts";
 
@@ -358,34 +359,26 @@ Deno.test({
     const pod = podTemplates().find((p) => proxyContainers(p.spec, p.where).length > 0)!;
     const [proxy] = proxyContainers(pod.spec, pod.where);
     const echo = await startEchoServer({ port: 0 });
-    const port = closedPort();
-    const metricsPort = closedPort();
-    // The manifest's flags, with the addresses moved to this machine's loopback.
+    // The manifest's flags, with the addresses moved to this machine's loopback (port 0: the
+    // listening lines say which ports).
     const args = (proxy.container.args as string[]).map((a) =>
       a.replace(/^(-grpcaddr=).*/, `$1${echo.target}`)
-        .replace(/^(-http-listen-addr=).*/, `$1127.0.0.1:${port}`)
-        .replace(/^(-metrics-http-listen-addr=).*/, `$1127.0.0.1:${metricsPort}`)
+        .replace(/^(-http-listen-addr=).*/, "$1127.0.0.1:0")
+        .replace(/^(-metrics-http-listen-addr=).*/, "$1127.0.0.1:0")
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...programPermissions, `${root}main.ts`, ...args],
-      cwd: root,
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const scheme = usesTls(proxy.config) ? "https" : "http";
-    const base = `${scheme}://127.0.0.1:${port}`;
+    const child = await spawnMain(args, { listeners: 2, timeoutMs: 30_000 });
+    const [base, metricsBase] = child.urls;
     const { httpListenPath: ready, httpLivenessPath: live, metricsHttpPath } = proxy.config;
-    let stderr = "";
     try {
-      await waitAnswering(`${base}${ready}`, child);
+      assert(metricsBase, `listeners not up: ${child.stderr.join("\n")}`);
+      assertEquals(base.startsWith("https:"), usesTls(proxy.config), base);
+      await waitAnswering(`${base}${ready}`, child.child);
       assertEquals(await insecureGet(`${base}${ready}`), {
         status: 200,
         body: "echo.v1.Echo SERVING",
       });
       assertEquals((await insecureGet(`${base}${live}`)).status, 200);
-      const metrics = await insecureGet(`http://127.0.0.1:${metricsPort}${metricsHttpPath}`);
+      const metrics = await insecureGet(`${metricsBase}${metricsHttpPath}`);
       assertEquals(metrics.status, 200);
       assertStringIncludes(metrics.body, "grpc_health_check_service_requests");
       echo.setStatus("NOT_SERVING");
@@ -393,11 +386,9 @@ Deno.test({
       assertEquals((await insecureGet(`${base}${ready}`)).status, 503);
       assertEquals((await insecureGet(`${base}${live}`)).status, 200);
     } finally {
-      child.kill("SIGTERM");
-      const out = await child.output();
-      stderr = new TextDecoder().decode(out.stderr);
+      const out = await stopMain(child);
       await echo.stop();
-      assertEquals(out.code, 0, stderr);
+      assertEquals(out.code, 0, out.stderr);
     }
   },
 });

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { assertEquals } from "./assert.ts";
 import { type Config, parseFlags } from "../lib/flags.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
 import { type RunningServer, startServer } from "../lib/server.ts";
@@ -98,12 +99,46 @@ export function silentTcpServer(): { port: number; connections: () => number; cl
   };
 }
 
-/** A loopback port that nothing listens on (bound, then released). */
+/**
+ * The first port below 1024 that refuses connections on 127.0.0.1 when the tests start.
+ * Privileged ports are outside the kernel's ephemeral range, so no `port: 0` bind (every
+ * listener in these tests) can ever be handed it: it stays closed for the whole run.
+ */
+async function findRefusingPort(): Promise<number> {
+  for (let port = 1; port < 1024; port++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    } catch (e) {
+      if (e instanceof Deno.errors.ConnectionRefused) return port;
+    }
+  }
+  throw new Error("every port below 1024 on 127.0.0.1 accepts or fails oddly: cannot test");
+}
+
+const refusingPort = await findRefusingPort();
+
+/** A loopback port that refuses connections for the whole test run (see findRefusingPort). */
 export function closedPort(): number {
+  return refusingPort;
+}
+
+/**
+ * A free ephemeral loopback port for a test that must bind it itself later (an upstream that
+ * appears after the proxy started). Bound, then released: another bind may take it meanwhile,
+ * so the caller must retry or be a single, short window.
+ */
+export function portToBindLater(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
+}
+
+/** A normal request still gets its normal answer. */
+export async function assertHealthy(url: string, when: string): Promise<void> {
+  const res = await fetch(url);
+  const body = await res.text();
+  assertEquals([res.status, body], [200, "SERVING\n"], `normal GET ${when}`);
 }
 
 let curlChecked: boolean | undefined;
@@ -130,7 +165,8 @@ export function configFrom(args: string[]): Config {
 
 /**
  * Starts server mode in-process in front of `upstream`, health and metrics on free loopback
- * ports; `extra` flags come last, so they override these.
+ * ports; `extra` flags come last, so they override these. The upstream timeouts are generous
+ * (a busy machine must not turn an answer into a timeout): a test of timeouts sets its own.
  */
 export function serveInFront(
   upstream: { target: string },
@@ -142,6 +178,8 @@ export function serveInFront(
       `-grpcaddr=${upstream.target}`,
       "-http-listen-addr=127.0.0.1:0",
       "-metrics-http-listen-addr=127.0.0.1:0",
+      "-connect-timeout=30s",
+      "-rpc-timeout=30s",
       ...extra,
     ]),
     logger,

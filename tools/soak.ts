@@ -18,14 +18,14 @@
  *
  * It also reads the subprocess's RSS (`/proc/<pid>/status` VmRSS, and the metrics'
  * `process_resident_memory_bytes`) after the warm-up and at the end, and checks that the
- * subprocess printed no stack trace and exited 0 on SIGTERM. `tests/soak_test.ts` runs a short
+ * subprocess printed no stack trace and exited 0 on SIGTERM. `tests/slow/soak_test.ts` runs a short
  * version of the same.
  *
  * @module
  */
 
 import { HealthFixture } from "../tests/fixture/health_server.ts";
-import { closedPort, programPermissions, root } from "../tests/helpers.ts";
+import { spawnMain } from "../tests/fixture/main_process.ts";
 import { prng } from "../tests/helpers.ts";
 
 /** How checks are made: on each request, or in the background every 500 ms. */
@@ -154,26 +154,25 @@ export async function soak(opts: SoakOptions): Promise<SoakResult> {
     : intervalMs * threshold + RPC_TIMEOUT_MS + BACKGROUND_MARGIN_MS;
 
   const fixture = await HealthFixture.start();
-  const port = closedPort();
-  const metricsPort = closedPort();
-  const url = `http://127.0.0.1:${port}/`;
-  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...programPermissions,
-      `${root}main.ts`,
-      `-grpcaddr=${fixture.target}`,
-      `-http-listen-addr=127.0.0.1:${port}`,
-      `-metrics-http-listen-addr=127.0.0.1:${metricsPort}`,
-      ...(opts.mode === "background" ? [`-check-interval=${intervalMs}ms`] : []),
-    ],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = Promise.all([child.stdout, child.stderr].map((s) => new Response(s).text()));
+  // Port 0: the listening lines say where; no port is picked, released and bound later.
+  const proxy = await spawnMain([
+    `-grpcaddr=${fixture.target}`,
+    "-http-listen-addr=127.0.0.1:0",
+    "-metrics-http-listen-addr=127.0.0.1:0",
+    ...(opts.mode === "background" ? [`-check-interval=${intervalMs}ms`] : []),
+  ], { listeners: 2, timeoutMs: 30_000 });
+  const child = proxy.child;
+  const output = proxy.finished.then((r) => [r.stdout, r.stderr]);
+  if (proxy.urls.length < 2) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    throw new Error(`the proxy did not start:\n${(await output).join("")}`);
+  }
+  const url = `${proxy.urls[0]}/`;
+  const metricsUrl = `${proxy.urls[1]}/metrics`;
 
   try {
     // Wait until it answers at all.

@@ -5,8 +5,8 @@
  * bound. `deno task soak` runs the long version (`tools/soak.ts`).
  */
 
-import { assert, assertEquals } from "./assert.ts";
-import { soak, type SoakMode, summary } from "../tools/soak.ts";
+import { assert, assertEquals } from "../assert.ts";
+import { soak, type SoakMode, summary } from "../../tools/soak.ts";
 
 const SECONDS = 12;
 /**

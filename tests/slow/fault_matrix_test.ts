@@ -8,10 +8,11 @@
  */
 
 import { relative } from "node:path";
-import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { HealthFixture } from "./fixture/health_server.ts";
-import { cert, closedPort, programPermissions, root, runMain, type RunResult } from "./helpers.ts";
-import { crashLines } from "../tools/soak.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { HealthFixture } from "../fixture/health_server.ts";
+import { cert, portToBindLater, runMain, type RunResult } from "../helpers.ts";
+import { spawnMain } from "../fixture/main_process.ts";
+import { crashLines } from "../../tools/soak.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -76,44 +77,23 @@ interface Proxy {
 }
 
 async function startProxy(mode: Mode, upstreamFlags: string[]): Promise<Proxy> {
-  for (let attempt = 0;; attempt++) {
-    const port = closedPort();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...programPermissions,
-        `${root}main.ts`,
-        ...upstreamFlags,
-        ...TIMEOUTS,
-        `-http-listen-addr=127.0.0.1:${port}`,
-        "-metrics-http-listen-addr=",
-        ...(mode === "background" ? [`-check-interval=${INTERVAL_MS}ms`] : []),
-      ],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const output = Promise.all([child.stdout, child.stderr].map((s) => new Response(s).text()))
-      .then(([out, err]) => out + err);
-    let exited = false;
-    child.status.then(() => (exited = true));
-    const start = performance.now();
-    while (!exited && performance.now() - start < 20_000) {
-      try {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-        conn.close();
-        return { mode, url: `http://127.0.0.1:${port}/`, child, output };
-      } catch {
-        await sleep(20);
-      }
+  const proc = await spawnMain([
+    ...upstreamFlags,
+    ...TIMEOUTS,
+    "-http-listen-addr=127.0.0.1:0",
+    "-metrics-http-listen-addr=",
+    ...(mode === "background" ? [`-check-interval=${INTERVAL_MS}ms`] : []),
+  ], { timeoutMs: 30_000 });
+  const output = proc.finished.then((r) => r.stdout + r.stderr);
+  if (proc.urls.length === 0) {
+    try {
+      proc.child.kill("SIGKILL");
+    } catch {
+      // already exited
     }
-    if (!exited) child.kill("SIGKILL");
-    const text = await output;
-    // The free port was taken in between: try another one.
-    if (attempt < 2 && /address already in use/i.test(text)) continue;
-    throw new Error(`${mode} proxy did not start:\n${text}`);
+    throw new Error(`${mode} proxy did not start:\n${await output}`);
   }
+  return { mode, url: `${proc.urls[0]}/`, child: proc.child, output };
 }
 
 /** SIGTERM; the proxy must exit 0 and must never have printed a stack trace. */
@@ -494,7 +474,7 @@ const staticCases: StaticCase[] = [
     probeExit: 2,
     probeLine: failedAt(/connect ECONNREFUSED/),
     setup: () => {
-      const port = closedPort();
+      const port = portToBindLater();
       let fixture: HealthFixture | undefined;
       return Promise.resolve({
         target: `127.0.0.1:${port}`,
