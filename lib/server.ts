@@ -13,7 +13,7 @@ import { healthHandler } from "./handler.ts";
 import { type PemPair, selfSignedCertificate, watchCertificateFiles } from "./certificates.ts";
 import { parseListenAddr } from "./address.ts";
 import { type Listener, serveHealth } from "./listen.ts";
-import { nextTermination } from "./signals.ts";
+import { ignoreHangup, nextTermination } from "./signals.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
 import { type CheckResult, type HealthChecker, SERVER_START_FAILED } from "./status.ts";
@@ -251,7 +251,11 @@ export async function runServer(config: Config): Promise<number> {
     logger.error((err as Error).message);
     return SERVER_START_FAILED;
   }
+  const hangups = ignoreHangup(() =>
+    logger.warn("SIGHUP ignored: send SIGTERM or SIGINT to stop", { signal: "SIGHUP" })
+  );
   const signal = await nextTermination();
+  hangups();
   logger.info("shutting down", { signal });
   await server.stop();
   logger.info("stopped");

@@ -44,3 +44,14 @@ export function nextTermination(): Promise<TerminationSignal> {
     });
   });
 }
+
+/**
+ * Logs and ignores SIGHUP until disposed: a closed terminal or a supervisor's reload signal must
+ * not silently kill a health proxy (the default action exits 129 with no line). SIGPIPE is
+ * already ignored by Deno.
+ */
+export function ignoreHangup(onHangup: () => void): () => void {
+  if (Deno.build.os === "windows") return () => {};
+  Deno.addSignalListener("SIGHUP", onHangup);
+  return () => Deno.removeSignalListener("SIGHUP", onHangup);
+}

@@ -11,6 +11,7 @@ import {
   assertStringIncludes,
 } from "./assert.ts";
 import { HealthFixture } from "./fixture/health_server.ts";
+import { spawnMain, stopMain } from "./fixture/main_process.ts";
 import { cert, certText, closedPort, configFrom, root, serveInFront } from "./helpers.ts";
 import { silentLogger } from "../lib/log.ts";
 import { type RunningServer, startServer } from "../lib/server.ts";
@@ -476,6 +477,33 @@ Deno.test({
       }
     } finally {
       taken.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "main.ts server mode: SIGHUP is logged and ignored; SIGTERM still stops it",
+  ...opts,
+  fn: async () => {
+    const fixture = await HealthFixture.start();
+    const proc = await spawnMain([
+      `-grpcaddr=${fixture.target}`,
+      "-http-listen-addr=127.0.0.1:0",
+      "-metrics-http-listen-addr=",
+    ]);
+    try {
+      assert(proc.urls[0], proc.stderr.join("\n"));
+      proc.child.kill("SIGHUP");
+      await assertEventually(
+        () => proc.stderr.some((l) => l.includes("SIGHUP ignored")),
+        "the SIGHUP line",
+      );
+      assertEquals((await get(proc.urls[0])).status, 200);
+      const out = await stopMain(proc);
+      assertEquals(out.code, 0, out.stderr);
+      assertEquals(out.stderr.split("SIGHUP ignored").length, 2, "one line per SIGHUP");
+    } finally {
+      await fixture.stop();
     }
   },
 });
