@@ -292,13 +292,16 @@ function shownName(name: string): string {
   return escaped.length > MAX_SHOWN_NAME ? escaped.slice(0, MAX_SHOWN_NAME) + "..." : escaped;
 }
 
-/** Escapes everything outside printable ASCII as `\u{...}`, so no raw input reaches a body. */
+/**
+ * Escapes everything outside printable ASCII as `\u{...}`, so no raw input reaches a body; the
+ * backslash too, so a name that spells `\u{3c}` reads differently from one holding `<`.
+ */
 function shown(text: string): string {
   let out = "";
   for (const ch of text) {
     const c = ch.codePointAt(0)!;
     // Markup characters too, so no body can be read as HTML whatever a client sniffs.
-    out += c >= 0x20 && c < 0x7f && !`<>&"'`.includes(ch) ? ch : `\\u{${c.toString(16)}}`;
+    out += c >= 0x20 && c < 0x7f && !`<>&"'\\`.includes(ch) ? ch : `\\u{${c.toString(16)}}`;
     if (out.length > 2 * MAX_SHOWN_NAME) break;
   }
   return out;

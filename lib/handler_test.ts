@@ -383,3 +383,16 @@ Deno.test("markup characters in names are escaped in bodies; errors are no-store
   assertEquals(notFound.headers.get("x-content-type-options"), "nosniff");
   await notFound.body?.cancel();
 });
+
+Deno.test("a backslash in a name is escaped, so escapes in bodies are unambiguous", async () => {
+  const { handler } = setup("NOT_FOUND");
+  // The name `\u{3c}"` spelled out, and the name `<"`: two names, two different bodies.
+  const spelled = await (await handler(get("/?serviceName=%5Cu%7B3c%7D%22"))).text();
+  const real = await (await handler(get("/?serviceName=%3C%22"))).text();
+  assertEquals(spelled, "\\u{5c}u{3c}\\u{22} NOT_FOUND\n");
+  assertEquals(real, "\\u{3c}\\u{22} NOT_FOUND\n");
+  const json = await (await handler(get("/?serviceName=%5C%22", {
+    headers: { accept: "application/json" },
+  }))).json();
+  assertEquals(json.service, "\\u{5c}\\u{22}");
+});
