@@ -133,7 +133,10 @@ function splitUrl(href: string): { pathname: string; search: string } {
 /** Services picked for one request, or why the request is refused. */
 type Picked = { services: readonly string[] } | { status: number; error: string };
 
-/** Applies `?serviceName=`: validation (400), the configured-service rule (403), selection. */
+/**
+ * Applies `?serviceName=`: empty is no parameter, then validation (400), the configured-service
+ * rule (403), selection.
+ */
 function pickServices(
   search: string,
   configured: readonly string[],
@@ -147,6 +150,8 @@ function pickServices(
     return { status: 400, error: "bad request: serviceName given more than once\n" };
   }
   const name = values[0];
+  // An empty value is no parameter (as grpc_health_proxy reads it): the configured services.
+  if (name === "") return { services: configured };
   const invalid = opts.validateServiceName(name);
   if (invalid !== undefined) {
     return { status: 400, error: `bad request: invalid serviceName: ${shown(invalid)}\n` };
