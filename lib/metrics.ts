@@ -17,9 +17,9 @@ export interface HealthMetrics {
    * Records one answered health request: `grpc_health_check_seconds{path}`, and per result
    * `grpc_health_check_service_duration_seconds{service_name}` (the whole check's duration:
    * services are checked together) and `grpc_health_check_service_requests{code,service_name}`
-   * with `code` the HTTP status sent.
+   * with `code` as grpc_health_proxy spells the outcome (the status table's `metricCode`).
    */
-  observe(path: string, results: readonly CheckResult[], seconds: number, httpStatus: number): void;
+  observe(path: string, results: readonly CheckResult[], seconds: number): void;
   /** Counts a background-check state change into `status` (an outcome name). */
   stateChange(service: string, status: string): void;
   /** The exposition in Prometheus text format. */
@@ -73,7 +73,7 @@ export function createHealthMetrics(opts: HealthMetricsOptions): HealthMetrics {
   );
   const serviceRequests = new LabeledCounter(
     "grpc_health_check_service_requests",
-    "Health check requests, by HTTP status code and service.",
+    "Health check requests, by outcome (grpc_health_proxy's code values) and service.",
   );
   // The registry formats any object with name, help, type and get(); its types name only
   // prom-client's own classes.
@@ -90,15 +90,13 @@ export function createHealthMetrics(opts: HealthMetricsOptions): HealthMetrics {
   if (opts.processMetrics ?? true) registerProcessMetrics(registry);
 
   return {
-    observe(path, results, seconds, httpStatus) {
+    observe(path, results, seconds) {
       checkSeconds.observe(`p${path}`, () => ({ path }), seconds);
       for (const r of results) {
         const service_name = serviceLabel(r.service);
         serviceSeconds.observe(`s${service_name}`, () => ({ service_name }), seconds);
-        serviceRequests.inc(
-          `${httpStatus}${service_name}`,
-          () => ({ code: String(httpStatus), service_name }),
-        );
+        const code = statusTable[r.outcome].metricCode;
+        serviceRequests.inc(`${code}\0${service_name}`, () => ({ code, service_name }));
       }
     },
     stateChange(service, status) {

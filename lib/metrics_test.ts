@@ -1,9 +1,10 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../tests/assert.ts";
 import { createHealthMetrics, metricsHandler, OTHER_SERVICE } from "./metrics.ts";
-import type { CheckResult } from "./status.ts";
+import { type CheckResult, type Outcome, statusTable } from "./status.ts";
 
 const results = (...services: string[]): CheckResult[] =>
   services.map((service) => ({ service, outcome: "SERVING" }));
+const outcome = (service: string, outcome: Outcome): CheckResult[] => [{ service, outcome }];
 
 /** Lines of the exposition that are samples (not comments) of `name`. */
 function samples(body: string, name: string): string[] {
@@ -12,9 +13,9 @@ function samples(body: string, name: string): string[] {
 
 Deno.test("observations show up with grpc_health_proxy's names and labels", async () => {
   const m = createHealthMetrics({ knownServices: ["", "foo.Foo"], processMetrics: false });
-  m.observe("/", results("foo.Foo"), 0.02, 200);
-  m.observe("/", results(""), 0.5, 503);
-  m.observe("/", results("foo.Foo"), 0.03, 200);
+  m.observe("/", results("foo.Foo"), 0.02);
+  m.observe("/", outcome("", "NOT_SERVING"), 0.5);
+  m.observe("/", results("foo.Foo"), 0.03);
   const { contentType, body } = await m.render();
   assertStringIncludes(contentType, "text/plain");
 
@@ -32,9 +33,12 @@ Deno.test("observations show up with grpc_health_proxy's names and labels", asyn
   assertStringIncludes(body, "# TYPE grpc_health_check_service_requests counter");
   assertStringIncludes(
     body,
-    'grpc_health_check_service_requests{code="200",service_name="foo.Foo"} 2',
+    'grpc_health_check_service_requests{code="SERVING",service_name="foo.Foo"} 2',
   );
-  assertStringIncludes(body, 'grpc_health_check_service_requests{code="503",service_name=""} 1');
+  assertStringIncludes(
+    body,
+    'grpc_health_check_service_requests{code="NOT_SERVING",service_name=""} 1',
+  );
 });
 
 Deno.test("state changes are counted with bounded labels", async () => {
@@ -62,15 +66,15 @@ Deno.test("state changes are counted with bounded labels", async () => {
 Deno.test("10,000 unknown service names collapse into one label value", async () => {
   const m = createHealthMetrics({ knownServices: ["known"], processMetrics: false });
   for (let i = 0; i < 10_000; i++) {
-    m.observe("/", results(`svc-${i}`), 0.001, i % 2 ? 404 : 503);
+    m.observe("/", outcome(`svc-${i}`, i % 2 ? "NOT_FOUND" : "RPC_ERROR"), 0.001);
   }
-  m.observe("/", results("known"), 0.001, 200);
+  m.observe("/", results("known"), 0.001);
   const { body } = await m.render();
   const requests = samples(body, "grpc_health_check_service_requests");
   assertEquals(requests.sort(), [
-    'grpc_health_check_service_requests{code="200",service_name="known"} 1',
-    `grpc_health_check_service_requests{code="404",service_name="${OTHER_SERVICE}"} 5000`,
-    `grpc_health_check_service_requests{code="503",service_name="${OTHER_SERVICE}"} 5000`,
+    `grpc_health_check_service_requests{code="NotFound",service_name="${OTHER_SERVICE}"} 5000`,
+    'grpc_health_check_service_requests{code="SERVING",service_name="known"} 1',
+    `grpc_health_check_service_requests{code="Unknown",service_name="${OTHER_SERVICE}"} 5000`,
   ]);
   const durations = samples(body, "grpc_health_check_service_duration_seconds_count");
   assertEquals(durations.length, 2);
@@ -105,14 +109,14 @@ Deno.test("process metrics that work under Deno are exported", async () => {
 Deno.test("two instances do not share series (private registries)", async () => {
   const a = createHealthMetrics({ knownServices: [""], processMetrics: false });
   const b = createHealthMetrics({ knownServices: [""], processMetrics: false });
-  a.observe("/", results(""), 0.1, 200);
+  a.observe("/", results(""), 0.1);
   assertStringIncludes((await a.render()).body, 'grpc_health_check_seconds_count{path="/"} 1');
   assert(!(await b.render()).body.includes('grpc_health_check_seconds_count{path="/"}'));
 });
 
 Deno.test("metricsHandler: GET path serves the exposition; 404 and 405 otherwise", async () => {
   const m = createHealthMetrics({ knownServices: [""], processMetrics: false });
-  m.observe("/", results(""), 0.1, 200);
+  m.observe("/", results(""), 0.1);
   const handler = metricsHandler(m, "/metrics");
   const res = await handler(new Request("http://m.test/metrics"));
   assertEquals(res.status, 200);
@@ -130,4 +134,22 @@ Deno.test("metricsHandler: GET path serves the exposition; 404 and 405 otherwise
   assertEquals(post.status, 405);
   assertEquals(post.headers.get("allow"), "GET, HEAD");
   await post.body?.cancel();
+});
+
+Deno.test("the code label spells every outcome as grpc_health_proxy v1.2.1 does", async () => {
+  const m = createHealthMetrics({ knownServices: [""], processMetrics: false });
+  for (const o of Object.keys(statusTable) as Outcome[]) m.observe("/", outcome("", o), 0.1);
+  const codes = samples((await m.render()).body, "grpc_health_check_service_requests")
+    .map((l) => /code="([^"]*)"/.exec(l)![1]).sort();
+  assertEquals(codes, [
+    "DeadlineExceeded", // Go: codes.DeadlineExceeded.String()
+    "NOT_SERVING", // Go: the response's ServingStatus.String()
+    "NotFound",
+    "SERVICE_UNKNOWN",
+    "SERVING",
+    "UNKNOWN",
+    "Unavailable", // v1.2.1 counts nothing here; gRPC's code for "cannot connect"
+    "Unimplemented",
+    "Unknown", // Go: any other RPC error
+  ]);
 });

@@ -179,7 +179,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           services.every((s) => bg.has(s)) ? services.map((s) => bg.current(s)) : undefined
         : undefined,
       validateServiceName,
-      observe: (path, results, seconds, status) => metrics.observe(path, results, seconds, status),
+      observe: (path, results, seconds) => metrics.observe(path, results, seconds),
     });
     const health = await serveHealth({
       addr: config.httpListenAddr,

@@ -66,6 +66,12 @@ export interface StatusRow {
    * an unreachable upstream or a timeout counts as not answering.
    */
   readonly answered: boolean;
+  /**
+   * The `code` label of `grpc_health_check_service_requests`, as grpc_health_proxy v1.2.1
+   * spells it (the serving status, or Go's `codes.Code` name). v1.2.1 counts nothing when it
+   * cannot connect; `Unavailable` (gRPC's code for that) keeps those checks visible.
+   */
+  readonly metricCode: string;
 }
 
 /**
@@ -79,6 +85,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.SUCCESS,
     severity: 0,
     answered: true,
+    metricCode: "SERVING",
   },
   NOT_SERVING: {
     http: 503,
@@ -86,6 +93,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.UNHEALTHY,
     severity: 2,
     answered: true,
+    metricCode: "NOT_SERVING",
   },
   UNKNOWN: {
     http: 503,
@@ -93,6 +101,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.UNHEALTHY,
     severity: 2,
     answered: true,
+    metricCode: "UNKNOWN",
   },
   SERVICE_UNKNOWN: {
     http: 404,
@@ -100,6 +109,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.UNHEALTHY,
     severity: 1,
     answered: true,
+    metricCode: "SERVICE_UNKNOWN",
   },
   NOT_FOUND: {
     http: 404,
@@ -107,6 +117,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.RPC_FAILURE,
     severity: 3,
     answered: true,
+    metricCode: "NotFound",
   },
   UNIMPLEMENTED: {
     http: 501,
@@ -114,6 +125,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.RPC_FAILURE,
     severity: 4,
     answered: true,
+    metricCode: "Unimplemented",
   },
   DEADLINE_EXCEEDED: {
     http: 503,
@@ -121,6 +133,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.RPC_FAILURE,
     severity: 5,
     answered: false,
+    metricCode: "DeadlineExceeded",
   },
   RPC_ERROR: {
     http: 503,
@@ -128,6 +141,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.RPC_FAILURE,
     severity: 6,
     answered: true,
+    metricCode: "Unknown",
   },
   CONNECTION_FAILED: {
     http: 503,
@@ -135,6 +149,7 @@ export const statusTable: Readonly<Record<Outcome, StatusRow>> = {
     probe: probeExit.CONNECTION_FAILURE,
     severity: 7,
     answered: false,
+    metricCode: "Unavailable",
   },
 };
 
@@ -164,11 +179,13 @@ export function worstResult(results: readonly CheckResult[]): CheckResult {
 /** The status table as a Markdown table, for the README (kept true by `deno task readme`). */
 export function statusTableMarkdown(): string {
   const rows = Object.entries(statusTable).map(([outcome, r]) =>
-    `| ${outcome} | ${r.http} | ${r.runcli} | ${r.probe} | ${r.answered ? 200 : 503} |`
+    `| ${outcome} | ${r.http} | ${r.runcli} | ${r.probe} | ${r.answered ? 200 : 503} | ` +
+    `\`${r.metricCode}\` |`
   );
   return [
-    "| upstream outcome | HTTP (readiness path) | runcli exit | probe exit | liveness path |",
-    "| --- | --- | --- | --- | --- |",
+    "| upstream outcome | HTTP (readiness path) | runcli exit | probe exit | liveness path | " +
+    "metric `code` |",
+    "| --- | --- | --- | --- | --- | --- |",
     ...rows,
   ].join("\n") + "\n";
 }

@@ -308,15 +308,18 @@ Deno.test({
       const m = await get(`${server.metrics!.url}/metrics`);
       assertEquals(m.status, 200);
       assertMatch(m.body, /^grpc_health_check_seconds_count\{path="\/"\} 22$/m);
-      assertMatch(m.body, /^grpc_health_check_service_requests\{code="200",service_name=""\} 1$/m);
+      assertMatch(
+        m.body,
+        /^grpc_health_check_service_requests\{code="SERVING",service_name=""\} 1$/m,
+      );
       // Unconfigured names collapse to one label value.
       assertMatch(
         m.body,
-        /^grpc_health_check_service_requests\{code="503",service_name="other"\} 1$/m,
+        /^grpc_health_check_service_requests\{code="NOT_SERVING",service_name="other"\} 1$/m,
       );
       assertMatch(
         m.body,
-        /^grpc_health_check_service_requests\{code="404",service_name="other"\} 20$/m,
+        /^grpc_health_check_service_requests\{code="NotFound",service_name="other"\} 20$/m,
       );
       assertMatch(
         m.body,
