@@ -207,9 +207,34 @@ function connectionCause(raw: string): string {
   return raw.replace(/^Error \[ERR_[A-Z_]+\]: /, "");
 }
 
-/** A gRPC error's code and text, for logs and CLI output only. */
-function grpcErrorDetail(err: grpc.ServiceError): string {
-  return `rpc error: code = ${grpc.status[err.code] ?? err.code} desc = ${err.details}`;
+/** gRPC status codes as Go's `codes.Code.String()` spells them, which log scrapers match. */
+const GO_CODE_NAMES = [
+  "OK",
+  "Canceled",
+  "Unknown",
+  "InvalidArgument",
+  "DeadlineExceeded",
+  "NotFound",
+  "AlreadyExists",
+  "PermissionDenied",
+  "ResourceExhausted",
+  "FailedPrecondition",
+  "Aborted",
+  "OutOfRange",
+  "Unimplemented",
+  "Internal",
+  "Unavailable",
+  "DataLoss",
+  "Unauthenticated",
+];
+
+/**
+ * A gRPC error's code and text as Go's grpc prints them (`rpc error: code = NotFound desc =
+ * ...`), for logs and CLI output only.
+ */
+export function grpcErrorDetail(err: Pick<grpc.ServiceError, "code" | "details">): string {
+  const name = GO_CODE_NAMES[err.code] ?? `Code(${err.code})`;
+  return `rpc error: code = ${name} desc = ${err.details}`;
 }
 
 function outcomeOfStatus(status: number): Outcome {
