@@ -32,7 +32,7 @@ Deno.test("concurrent checks of one service share one call", async () => {
 
 Deno.test("the cap on in-flight calls answers the excess at once", async () => {
   const g = gatedChecker();
-  const checker = coalescingChecker(g.check, 2);
+  const checker = coalescingChecker(g.check, { maxInFlight: 2 });
   const a = checker("a");
   const b = checker("b");
   const c = await checker("c");
@@ -43,4 +43,24 @@ Deno.test("the cap on in-flight calls answers the excess at once", async () => {
   const again = checker("c");
   g.release();
   assertEquals((await again).outcome, "SERVING");
+});
+
+Deno.test("reserved services are never refused and do not count against the cap", async () => {
+  const g = gatedChecker();
+  const checker = coalescingChecker(g.check, { maxInFlight: 2, reserved: new Set(["", "a"]) });
+  const flood = [checker("x1"), checker("x2")];
+  assertEquals((await checker("x3")).detail, OVERLOADED);
+  // The configured answers are still checked while the cap is full...
+  const overall = checker("");
+  const a = checker("a");
+  assertEquals([g.calls.get(""), g.calls.get("a")], [1, 1]);
+  // ...and take no room from other names.
+  assertEquals((await checker("x4")).detail, OVERLOADED);
+  g.release();
+  assertEquals((await overall).outcome, "SERVING");
+  assertEquals((await a).outcome, "SERVING");
+  await Promise.all(flood);
+  const next = checker("x5");
+  g.release();
+  assertEquals((await next).outcome, "SERVING");
 });

@@ -158,7 +158,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       : undefined;
     const metrics = createHealthMetrics({ knownServices: config.services });
     const onDemand = stateTracking(
-      coalescingChecker((s) => upstream.check(s), MAX_IN_FLIGHT_CHECKS),
+      coalescingChecker((s) => upstream.check(s), {
+        maxInFlight: MAX_IN_FLIGHT_CHECKS,
+        // What `/` checks: the configured services, else the overall health.
+        reserved: new Set(config.services.length > 0 ? config.services : [""]),
+      }),
       logger,
       metrics,
     );

@@ -6,7 +6,7 @@
  */
 
 import http2 from "node:http2";
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertEventually, assertMatch } from "./assert.ts";
 import { HealthFixture } from "./fixture/health_server.ts";
 import { bytesOf, latin1, rawExchange } from "./fixture/raw_http.ts";
 import {
@@ -210,6 +210,43 @@ Deno.test({
   name: `distinct ?serviceName= values (${DISTINCT_NAMES}): bounded metric labels, memory and logs`,
   ...opts,
   fn: (t) => serviceNameFlood(t, DISTINCT_NAMES),
+});
+
+Deno.test({
+  name: "a flood of unconfigured names never starves the configured answer (`/` stays 200)",
+  ...opts,
+  fn: async () => {
+    const fixture = await HealthFixture.start();
+    const server = await serve(fixture);
+    // Every check takes a while, so the flood keeps the cap on in-flight checks full.
+    fixture.delayMs = 200;
+    let stop = false;
+    const floodStatuses = new Map<number, number>();
+    try {
+      let next = 0;
+      const flood = Array.from({ length: 64 }, async () => {
+        while (!stop) {
+          const res = await fetch(`${server.health.url}/?serviceName=flood.${next++}`);
+          await res.body?.cancel();
+          floodStatuses.set(res.status, (floodStatuses.get(res.status) ?? 0) + 1);
+        }
+      });
+      // Wait until the flood is refused somewhere: the cap is full from here on.
+      await assertEventually(() => (floodStatuses.get(503) ?? 0) > 0, "the cap to fill");
+      const answers: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const res = await fetch(server.health.url);
+        answers.push(`${res.status} ${(await res.text()).trim()}`);
+      }
+      stop = true;
+      await Promise.all(flood);
+      assertEquals(answers, Array(10).fill("200 SERVING"), JSON.stringify([...floodStatuses]));
+    } finally {
+      stop = true;
+      await server.stop();
+      await fixture.stop();
+    }
+  },
 });
 
 Deno.test({
