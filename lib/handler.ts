@@ -92,7 +92,7 @@ export function healthHandler(
   };
 
   return (req: Request): Response | Promise<Response> => {
-    const url = splitUrl(req.url);
+    const url = splitTarget(requestTarget(req));
     const liveness = url.pathname !== path && url.pathname === livenessPath;
     if (url.pathname !== path && !liveness) return plain(req, 404, "not found\n");
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -116,18 +116,32 @@ export function healthHandler(
 }
 
 /**
- * The path and query of a request URL. Probers send plain paths, so `URL` parsing (the costly
- * part of a request) is skipped unless the path has something to normalise (`%`, `.`, `\\`).
+ * The request target (path and query) of `req`. Deno builds `req.url` as `scheme://` + the Host
+ * header + the target, verbatim, so a Host of `x/metrics` or `x/?serviceName=y` would move the
+ * path and query: routing must use the target only. Without a Host header (HTTP/2 sends
+ * `:authority`, which cannot hold `/`), the target starts at the first `/` after the authority.
  */
-function splitUrl(href: string): { pathname: string; search: string } {
-  const start = href.indexOf("/", href.indexOf("//") + 2);
-  if (start < 0) return new URL(href);
-  const q = href.indexOf("?", start);
-  const end = q < 0 ? href.length : q;
-  const hash = href.indexOf("#", start);
-  const raw = href.slice(start, end);
-  if (hash >= 0 || /[%.\\]/.test(raw)) return new URL(href);
-  return { pathname: raw, search: q < 0 ? "" : href.slice(q) };
+export function requestTarget(req: Request): string {
+  const href = req.url;
+  const authority = href.indexOf("://") + 3;
+  const host = req.headers.get("host");
+  if (host && href.startsWith(host, authority)) return href.slice(authority + host.length);
+  const slash = href.indexOf("/", authority);
+  return slash < 0 ? "/" : href.slice(slash);
+}
+
+/**
+ * The path and query of a request target. Probers send plain paths, so `URL` parsing (the
+ * costly part of a request) is skipped unless the path has something to normalise (`%`, `.`,
+ * `\\`); the target is appended to a fixed origin, so `//x` stays a path.
+ */
+function splitTarget(target: string): { pathname: string; search: string } {
+  const q = target.indexOf("?");
+  const end = q < 0 ? target.length : q;
+  const raw = target.slice(0, end);
+  if (!raw.startsWith("/")) return { pathname: raw, search: "" }; // not origin-form: no route
+  if (target.includes("#") || /[%.\\]/.test(raw)) return new URL(`http://h${target}`);
+  return { pathname: raw, search: q < 0 ? "" : target.slice(q) };
 }
 
 /** Services picked for one request, or why the request is refused. */

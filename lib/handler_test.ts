@@ -1,5 +1,11 @@
 import { assert, assertEquals, assertStringIncludes } from "../tests/assert.ts";
-import { healthHandler, type HealthHandlerOptions, queryValues, wantsJson } from "./handler.ts";
+import {
+  healthHandler,
+  type HealthHandlerOptions,
+  queryValues,
+  requestTarget,
+  wantsJson,
+} from "./handler.ts";
 import { type CheckResult, type Outcome, statusTable } from "./status.ts";
 
 const SECRET = "dial tcp 10.1.2.3:50051: connection refused at stack frame";
@@ -395,4 +401,13 @@ Deno.test("a backslash in a name is escaped, so escapes in bodies are unambiguou
     headers: { accept: "application/json" },
   }))).json();
   assertEquals(json.service, "\\u{5c}\\u{22}");
+});
+
+Deno.test("requestTarget: the target after the Host header, whatever the Host holds", () => {
+  const req = (url: string, host?: string) =>
+    new Request(url, { headers: host === undefined ? {} : { host } });
+  assertEquals(requestTarget(req("http://x/metrics/p?q=1", "x/metrics")), "/p?q=1");
+  assertEquals(requestTarget(req("http://x/?serviceName=z/", "x/?serviceName=z")), "/");
+  assertEquals(requestTarget(req("http://a.example:8080/p?q")), "/p?q");
+  assertEquals(requestTarget(req("http://a.example:8080")), "/");
 });

@@ -213,6 +213,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "routing and serviceName come from the request target, never from the Host header",
+  ...opts,
+  fn: async () => {
+    const fixture = await HealthFixture.start({ statuses: { svc: "SERVING" } });
+    const server = await serve(fixture, ["-service-name=svc"]);
+    try {
+      const cases: [string, string, number, RegExp][] = [
+        ["/", "x/?serviceName=zzz", 200, /^svc SERVING$/m],
+        ["/", "x/metrics", 200, /^svc SERVING$/m],
+        ["/", "x/nope?a=b#c", 200, /^svc SERVING$/m],
+        ["/nope", "x/", 404, /^not found$/m],
+        ["/?serviceName=zzz", "x", 403, /^forbidden/m],
+      ];
+      for (const [target, host, status, body] of cases) {
+        const a = await rawExchange(
+          server.health.port,
+          bytesOf(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+        );
+        const where = `GET ${target} with Host: ${host}`;
+        assertEquals(a.status, status, `${where}: ${a.body}`);
+        assertMatch(a.body, body, where);
+      }
+    } finally {
+      await server.stop();
+      await fixture.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "a flood of unconfigured names never starves the configured answer (`/` stays 200)",
   ...opts,
   fn: async () => {
