@@ -14,6 +14,7 @@ import { type PemPair, selfSignedCertificate, watchCertificateFiles } from "./ce
 import { parseListenAddr } from "./address.ts";
 import { type Listener, serveHealth } from "./listen.ts";
 import { ignoreHangup, nextTermination } from "./signals.ts";
+import { denoVersionWarning } from "./deno_versions.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
 import { type CheckResult, type HealthChecker, SERVER_START_FAILED } from "./status.ts";
@@ -126,11 +127,24 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** What server mode is told about the runtime it runs on (tests inject another). */
+export interface ServerRuntime {
+  /** Deno's version (default `Deno.version.deno`). */
+  denoVersion?: string;
+}
+
 /**
  * Starts server mode: the health listener (and the metrics listener when configured). Throws
  * an Error with a one-line message when it cannot start.
  */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  runtime: ServerRuntime = {},
+): Promise<RunningServer> {
+  // Keep serving on a Deno known to break: the operator learns why from the one line.
+  const versionWarning = denoVersionWarning(runtime.denoVersion ?? Deno.version.deno);
+  if (versionWarning) logger.warn(versionWarning);
   let upstream: UpstreamHealth;
   try {
     upstream = new UpstreamHealth({ ...config, fastReconnect: true });

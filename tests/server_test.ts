@@ -13,7 +13,7 @@ import {
 import { HealthFixture } from "./fixture/health_server.ts";
 import { spawnMain, stopMain } from "./fixture/main_process.ts";
 import { cert, certText, closedPort, configFrom, root, serveInFront } from "./helpers.ts";
-import { silentLogger } from "../lib/log.ts";
+import { capturingLogger, silentLogger } from "../lib/log.ts";
 import { type RunningServer, startServer } from "../lib/server.ts";
 import { type Outcome, statusTable } from "../lib/status.ts";
 
@@ -505,6 +505,37 @@ Deno.test({
       const out = await stopMain(proc);
       assertEquals(out.code, 0, out.stderr);
       assertEquals(out.stderr.split("SIGHUP ignored").length, 2, "one line per SIGHUP");
+    } finally {
+      await fixture.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "server mode on a Deno known to abort on GOAWAY (2.9.5) warns once and serves; 2.9.3 not",
+  ...opts,
+  fn: async () => {
+    const fixture = await HealthFixture.start();
+    try {
+      for (const [denoVersion, warned] of [["2.9.5", true], ["2.9.3", false]] as const) {
+        const { logger, lines } = capturingLogger();
+        const server = await startServer(
+          configFrom([
+            `-grpcaddr=${fixture.target}`,
+            "-http-listen-addr=127.0.0.1:0",
+            "-metrics-http-listen-addr=",
+          ]),
+          logger,
+          { denoVersion },
+        );
+        try {
+          const warnings = JSON.stringify(lines).match(/aborts inside nghttp2/g) ?? [];
+          assertEquals(warnings.length, warned ? 1 : 0, JSON.stringify(lines));
+          assertEquals((await get(server.health.url)).status, 200);
+        } finally {
+          await server.stop();
+        }
+      }
     } finally {
       await fixture.stop();
     }
