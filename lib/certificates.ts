@@ -5,14 +5,11 @@
  * @module
  */
 
-import { createHash, createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import type { Logger } from "./log.ts";
+import { createHash, X509Certificate } from "node:crypto";
+import { errorLine, type Logger } from "./log.ts";
+import { type PemPair, tlsMaterialProblem } from "./tls_material.ts";
 
-/** A PEM certificate (chain) and its PKCS#8 PEM private key. */
-export interface PemPair {
-  cert: string;
-  key: string;
-}
+export type { PemPair };
 
 /** Options for {@link selfSignedCertificate}. */
 export interface SelfSignedOptions {
@@ -157,35 +154,6 @@ function installReflectMetadata(): void {
   }
 }
 
-/**
- * Checks that `pem` is a certificate and a private key that belong together. Returns what is
- * wrong (one line), or undefined when the pair is usable.
- */
-export function certificatePairProblem(pem: PemPair): string | undefined {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(pem.cert);
-  } catch (e) {
-    return `bad certificate: ${oneLine(e)}`;
-  }
-  let spkiFromKey: Uint8Array;
-  try {
-    spkiFromKey = createPublicKey(createPrivateKey(pem.key)).export({
-      type: "spki",
-      format: "der",
-    });
-  } catch (e) {
-    return `bad private key: ${oneLine(e)}`;
-  }
-  const spki = cert.publicKey.export({ type: "spki", format: "der" });
-  if (!equalBytes(spki, spkiFromKey)) return "the private key does not match the certificate";
-  return undefined;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
 /** Options for {@link watchCertificateFiles}. */
 export interface WatchOptions {
   logger: Logger;
@@ -254,14 +222,14 @@ export function watchCertificateFiles(
         tried = id;
         log.warn("TLS certificate files not reloaded; keeping the current certificate", {
           ...files,
-          reason: oneLine(e),
+          reason: errorLine(e),
         });
       }
       return;
     }
     const hash = pairHash(pem);
     if (hash === served || hash === tried) return;
-    const problem = certificatePairProblem(pem);
+    const problem = tlsMaterialProblem(pem);
     if (problem) {
       tried = hash;
       log.warn("TLS certificate files not reloaded; keeping the current certificate", {
@@ -276,7 +244,7 @@ export function watchCertificateFiles(
       tried = hash;
       log.error("TLS certificate reload failed; keeping the current certificate", {
         ...files,
-        reason: oneLine(e),
+        reason: errorLine(e),
       });
       return;
     }
@@ -298,7 +266,7 @@ export function watchCertificateFiles(
         await check();
       } catch (e) {
         // Never an unhandled rejection from a timer: that would end the process.
-        log.error("TLS certificate check failed", { ...files, reason: oneLine(e) });
+        log.error("TLS certificate check failed", { ...files, reason: errorLine(e) });
       } finally {
         schedule(); // after the check, so a slow onChange never overlaps the next one
       }
@@ -336,10 +304,4 @@ function statSignature(certPath: string, keyPath: string): string {
       return `error:${(e as Error).name}`;
     }
   }).join("|");
-}
-
-/** First line of an error message, without the `(os error N)` suffix. */
-function oneLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split("\n")[0].replace(/\s*\(os error \d+\)$/, "").trim() || "unknown error";
 }

@@ -4,13 +4,9 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { assert, assertEquals, assertEventually, assertMatch } from "../tests/assert.ts";
 import { certText } from "../tests/helpers.ts";
-import {
-  certificatePairProblem,
-  type PemPair,
-  selfSignedCertificate,
-  watchCertificateFiles,
-} from "./certificates.ts";
+import { type PemPair, selfSignedCertificate, watchCertificateFiles } from "./certificates.ts";
 import { serveHealth } from "./listen.ts";
+import { tlsMaterialProblem } from "./tls_material.ts";
 
 const DAY_MS = 86_400_000;
 const ca = certText("ca.pem");
@@ -66,7 +62,7 @@ Deno.test("selfSignedCertificate: ECDSA P-256 serverAuth certificate for the loo
   const to = Date.parse(x509.validTo);
   assert(Math.abs(from - (before - DAY_MS)) < 60_000, `validFrom ${x509.validFrom}`);
   assert(Math.abs(to - (before + 365 * DAY_MS)) < 60_000, `validTo ${x509.validTo}`);
-  assertEquals(certificatePairProblem(pem), undefined);
+  assertEquals(tlsMaterialProblem(pem), undefined);
   // Each call makes a new key and serial number.
   const again = new X509Certificate((await selfSignedCertificate()).cert);
   assert(again.serialNumber !== x509.serialNumber);
@@ -154,17 +150,6 @@ Deno.test("selfSignedCertificate: loads in node:tls (mTLS listener and createSec
   } finally {
     await l.shutdown();
   }
-});
-
-Deno.test("certificatePairProblem: matching, mismatched and unparsable pairs", () => {
-  assertEquals(certificatePairProblem(pairA), undefined);
-  assertEquals(certificatePairProblem(pairB), undefined);
-  assertEquals(
-    certificatePairProblem({ cert: pairA.cert, key: pairB.key }),
-    "the private key does not match the certificate",
-  );
-  assertMatch(String(certificatePairProblem({ cert: "x", key: pairA.key })), /^bad certificate/);
-  assertMatch(String(certificatePairProblem({ cert: pairA.cert, key: "x" })), /^bad private key/);
 });
 
 // --- watchCertificateFiles ---------------------------------------------------------------------

@@ -20,9 +20,9 @@
 import http2 from "node:http2";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
-import { createPrivateKey, X509Certificate } from "node:crypto";
 import { parseListenAddr } from "./address.ts";
-import type { Logger } from "./log.ts";
+import { errorLine, type Logger } from "./log.ts";
+import { tlsMaterialProblem } from "./tls_material.ts";
 
 /**
  * Timeouts of a listener, in milliseconds. A slow or silent client is cut off, and holds only
@@ -828,38 +828,18 @@ function requestHeaders(raw: IncomingMessage["headers"]): Headers {
   return headers;
 }
 
-/**
- * Checks certificate, key and CA PEM up front, so a bad file fails at start with a clear message
- * rather than at the first handshake.
- */
+/** How the listeners name the parts of their TLS material in messages. */
+const LISTENER_TLS_NAMES = { cert: "TLS certificate", key: "TLS key", ca: "client CA certificate" };
+
+/** Throws `fail(problem)` when the certificate, key or CA cannot be used. */
 function checkPem(
   cert: string,
   key: string,
   ca: string | undefined,
   fail: (e: unknown) => Error,
 ): void {
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(cert);
-  } catch (e) {
-    throw fail(`bad TLS certificate: ${reason(e)}`);
-  }
-  let privateKey;
-  try {
-    privateKey = createPrivateKey(key);
-  } catch (e) {
-    throw fail(`bad TLS key: ${reason(e)}`);
-  }
-  if (!x509.checkPrivateKey(privateKey)) {
-    throw fail("TLS key does not match the certificate");
-  }
-  if (ca !== undefined) {
-    try {
-      new X509Certificate(ca);
-    } catch (e) {
-      throw fail(`bad client CA certificate: ${reason(e)}`);
-    }
-  }
+  const problem = tlsMaterialProblem({ cert, key, ca }, LISTENER_TLS_NAMES);
+  if (problem) throw fail(problem);
 }
 
 /** True for "this host has no IPv6" style errors. */
@@ -877,9 +857,8 @@ function reason(e: unknown): string {
   }
   if (e instanceof Deno.errors.AddrNotAvailable) return "address not available";
   // Deno's own message names the flag to add (--allow-net).
-  if (e instanceof Deno.errors.NotCapable) return (e as Error).message.split("\n")[0];
+  if (e instanceof Deno.errors.NotCapable) return errorLine(e);
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  const msg = e instanceof Error ? e.message : String(e);
-  const first = msg.split("\n")[0].replace(/\s*\(os error \d+\)$/, "").trim();
-  return first === "" ? "unknown error" : first[0].toLowerCase() + first.slice(1);
+  const first = errorLine(e);
+  return first[0].toLowerCase() + first.slice(1);
 }

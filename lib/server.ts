@@ -5,12 +5,12 @@
  * @module
  */
 
-import { readFileSync } from "node:fs";
 import { BackgroundChecker } from "./background.ts";
 import { coalescingChecker } from "./checker.ts";
 import { type Config, validateServiceName } from "./flags.ts";
 import { healthHandler } from "./handler.ts";
-import { type PemPair, selfSignedCertificate, watchCertificateFiles } from "./certificates.ts";
+import { selfSignedCertificate, watchCertificateFiles } from "./certificates.ts";
+import { type PemPair, readPemFile } from "./tls_material.ts";
 import { parseListenAddr } from "./address.ts";
 import { type Listener, serveHealth } from "./listen.ts";
 import { ignoreHangup, nextTermination } from "./signals.ts";
@@ -28,15 +28,6 @@ const MAX_IN_FLIGHT_CHECKS = 32;
 
 /** A user-fixable start-up problem (unreadable file, port in use). */
 class StartError extends Error {}
-
-function readFlagFile(flag: string, path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    const reason = err instanceof Error && "code" in err ? String(err.code) : String(err);
-    throw new StartError(`cannot read ${flag} file "${path}": ${reason}`);
-  }
-}
 
 /** Logs a service's state change once (warn when it is not SERVING) and counts it. */
 function reportStateChange(
@@ -158,8 +149,8 @@ export async function startServer(
     let tls: PemPair | undefined;
     if (config.httpsListenCert) {
       tls = {
-        cert: readFlagFile("-https-listen-cert", config.httpsListenCert),
-        key: readFlagFile("-https-listen-key", config.httpsListenKey),
+        cert: readPemFile("-https-listen-cert", config.httpsListenCert),
+        key: readPemFile("-https-listen-key", config.httpsListenKey),
       };
     } else if (config.httpsSelfSigned) {
       // In memory, for probers that do not verify certificates (GKE, ALB).
@@ -168,7 +159,7 @@ export async function startServer(
       tls = await selfSignedCertificate({ hostnames: named ? [hostname] : [] });
     }
     const clientCa = config.httpsListenVerify
-      ? readFlagFile("-https-listen-ca", config.httpsListenCa)
+      ? readPemFile("-https-listen-ca", config.httpsListenCa)
       : undefined;
     const metrics = createHealthMetrics({ knownServices: config.services });
     const onDemand = stateTracking(

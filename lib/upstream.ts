@@ -8,9 +8,6 @@
  */
 
 import { Buffer } from "node:buffer";
-import type * as NodeCrypto from "node:crypto";
-import { createRequire } from "node:module";
-import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
@@ -20,6 +17,7 @@ import {
   servingStatusName,
 } from "./health_codec.ts";
 import type { Config } from "./flags.ts";
+import { readPemFile, tlsMaterialProblem } from "./tls_material.ts";
 import type { CheckResult, Outcome } from "./status.ts";
 
 /** How to reach the upstream: the flag values that concern it (see `Config` for each). */
@@ -88,28 +86,31 @@ function installIpServernameShim(): void {
   } as typeof tls.connect;
 }
 
-function readPemFile(flag: string, path: string): Buffer {
-  let data: Buffer;
-  try {
-    data = readFileSync(path);
-  } catch (err) {
-    const reason = err instanceof Error && "code" in err ? String(err.code) : String(err);
-    throw new UpstreamConfigError(`cannot read ${flag} file "${path}": ${reason}`);
-  }
-  if (!data.toString("latin1").includes("-----BEGIN ")) {
-    throw new UpstreamConfigError(`${flag} file "${path}" holds no PEM data`);
-  }
-  return data;
-}
-
 /** Builds the channel credentials; throws {@link UpstreamConfigError} on unreadable files. */
 export function channelCredentials(opts: UpstreamOptions): grpc.ChannelCredentials {
   if (!opts.tls) return grpc.credentials.createInsecure();
   installIpServernameShim();
-  const ca = opts.tlsCaCert ? readPemFile("-tls-ca-cert", opts.tlsCaCert) : null;
-  const cert = opts.tlsClientCert ? readPemFile("-tls-client-cert", opts.tlsClientCert) : null;
-  const key = opts.tlsClientKey ? readPemFile("-tls-client-key", opts.tlsClientKey) : null;
-  checkTlsFiles(ca, cert, key);
+  const read = (flag: string, path: string) => {
+    try {
+      return path ? readPemFile(flag, path) : undefined;
+    } catch (e) {
+      throw new UpstreamConfigError((e as Error).message);
+    }
+  };
+  const material = {
+    ca: read("-tls-ca-cert", opts.tlsCaCert),
+    cert: read("-tls-client-cert", opts.tlsClientCert),
+    key: read("-tls-client-key", opts.tlsClientKey),
+  };
+  // Rejected before dialing, as grpc-health-probe does, not as a misleading handshake failure.
+  const problem = tlsMaterialProblem(material, {
+    ca: "-tls-ca-cert",
+    cert: "-tls-client-cert",
+    key: "-tls-client-key",
+  });
+  if (problem) throw new UpstreamConfigError(problem);
+  const pem = (text: string | undefined) => text === undefined ? null : Buffer.from(text, "latin1");
+  const [ca, cert, key] = [pem(material.ca), pem(material.cert), pem(material.key)];
   const verify: grpc.VerifyOptions = opts.tlsNoVerify
     ? { rejectUnauthorized: false, checkServerIdentity: () => undefined }
     : {};
@@ -121,46 +122,9 @@ export function channelCredentials(opts: UpstreamOptions): grpc.ChannelCredentia
   }
 }
 
-/**
- * Rejects unusable TLS files before dialing, as grpc-health-probe does, instead of letting the
- * handshake fail later with a misleading cause.
- */
-function checkTlsFiles(ca: Buffer | null, cert: Buffer | null, key: Buffer | null): void {
-  if (!ca && !cert) return;
-  // Loaded only here: node:crypto adds ~7 ms to every probe's start-up otherwise.
-  const { createPrivateKey, X509Certificate } = createRequire(import.meta.url)(
-    "node:crypto",
-  ) as typeof NodeCrypto;
-  const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
-  if (ca) {
-    try {
-      new X509Certificate(ca);
-    } catch (e) {
-      throw new UpstreamConfigError(`-tls-ca-cert holds no usable certificate: ${why(e)}`);
-    }
-  }
-  if (cert && key) {
-    let certificate: NodeCrypto.X509Certificate;
-    try {
-      certificate = new X509Certificate(cert);
-    } catch (e) {
-      throw new UpstreamConfigError(`-tls-client-cert holds no usable certificate: ${why(e)}`);
-    }
-    let privateKey: NodeCrypto.KeyObject;
-    try {
-      privateKey = createPrivateKey(key);
-    } catch (e) {
-      throw new UpstreamConfigError(`-tls-client-key holds no usable private key: ${why(e)}`);
-    }
-    if (!certificate.checkPrivateKey(privateKey)) {
-      throw new UpstreamConfigError("-tls-client-key does not match -tls-client-cert");
-    }
-  }
-}
-
 function channelOptions(opts: UpstreamOptions): grpc.ChannelOptions {
   const options: grpc.ChannelOptions = {
-    // The SPEC: proxy environment variables are not applied to the upstream.
+    // As the README says: proxy environment variables are not applied to the upstream.
     "grpc.enable_http_proxy": 0,
     "grpc.primary_user_agent": opts.userAgent,
     // Health responses are a few bytes; refuse anything large from a misbehaving upstream.

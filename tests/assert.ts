@@ -48,3 +48,13 @@ export async function assertEventually(
     await new Promise((resolve) => setTimeout(resolve, stepMs));
   }
 }
+
+/** Fails unless `fn` throws; returns what it threw. */
+export function assertThrows(fn: () => unknown, msg?: string): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new nodeAssert.AssertionError({ message: msg ?? "expected the function to throw" });
+}
