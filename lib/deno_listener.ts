@@ -1,0 +1,215 @@
+/**
+ * Plain HTTP and HTTPS listeners on Deno's own HTTP engine (HTTP/1.1 and h2c with prior
+ * knowledge on plain; ALPN `h2` and `http/1.1` with TLS), connection by connection through
+ * {@link Connections} so slow and idle clients are closed, or on `Deno.serve` without those
+ * timeouts when the running Deno cannot. A TLS certificate is replaced by binding a second
+ * socket with the new certificate to the same port (`SO_REUSEPORT`, only with
+ * `--unstable-net`), or else by closing and binding the port again.
+ *
+ * @module
+ */
+
+import { Connections, serveOnConnection } from "./deno_connections.ts";
+import {
+  ALPN,
+  canReusePort,
+  certificateError,
+  checkPem,
+  drain,
+  listenerFor,
+  reason,
+} from "./listener.ts";
+import type { Handler, Listener, ListenOptions, ListenTimeouts } from "./listener.ts";
+
+/** One bound socket of a plain or HTTPS listener; a certificate update replaces it. */
+interface Front {
+  readonly addr: Deno.NetAddr;
+  /** Stops accepting on this socket; resolves when what it alone must finish has finished. */
+  retire(why: string): Promise<void>;
+}
+
+/**
+ * Plain HTTP or TLS, on Deno's HTTP engine. Throws synchronously on bind or certificate errors.
+ *
+ * Connections are accepted here and served one by one ({@link Connections}), so a connection that
+ * does not finish its TLS handshake within `handshakeMs`, sends no request within `headersMs`
+ * (of connecting or of the handshake) or none within `idleMs` of its last answer is closed.
+ * (Deno's TLS closes a socket only once its handshake has ended, so a client stuck mid-handshake
+ * keeps its socket until it leaves.) Without `serveOnConnection` (or with `opts.denoServe`),
+ * `Deno.serve` runs the socket and there are no such timeouts: a silent or dripping client then
+ * holds only its own connection (measured: open after 150 s).
+ */
+export function serveDeno(
+  hostname: string,
+  port: number,
+  opts: ListenOptions,
+  handler: Handler,
+  timeouts: ListenTimeouts,
+): Listener {
+  const log = opts.logger;
+  const onError = (e: unknown) => {
+    log.error("request failed", { error: reason(e) });
+    return new Response("internal error\n", { status: 500 });
+  };
+  const reusePort = Boolean(opts.tls) && (opts.reusePort ?? canReusePort());
+  const perConnection = opts.denoServe ? undefined : serveOnConnection;
+  const connections = perConnection
+    ? new Connections(perConnection, handler, onError, timeouts, log)
+    : undefined;
+  if (!perConnection && !opts.denoServe) {
+    log.warn(
+      "this Deno cannot serve connection by connection: slow and idle clients are not timed out",
+      { deno: Deno.version.deno },
+    );
+  }
+
+  const bind = (pem: { cert: string; key: string } | undefined, host: string, p: number): Front => {
+    if (connections) {
+      const socket = pem
+        ? Deno.listenTls({ hostname: host, port: p, reusePort, alpnProtocols: ALPN, ...pem })
+        : Deno.listen({ hostname: host, port: p });
+      connections.accept(socket);
+      return {
+        addr: socket.addr,
+        retire() {
+          try {
+            socket.close();
+          } catch { /* already closed */ }
+          return Promise.resolve(); // its connections are drained with the others on shutdown
+        },
+      };
+    }
+    const server = Deno.serve({
+      onListen() {}, // no "Listening on" line on stdout; serveHealth logs instead
+      onError,
+      hostname: host,
+      port: p,
+      ...(pem ? { reusePort, ...pem } : {}),
+    }, handler);
+    return {
+      addr: server.addr as Deno.NetAddr,
+      retire: (why) => drain(server.shutdown(), timeouts.shutdownMs, log, why),
+    };
+  };
+  const drainConnections = () => connections?.shutdown() ?? Promise.resolve();
+
+  if (!opts.tls) {
+    const front = bind(undefined, hostname, port);
+    let closing: Promise<void> | undefined;
+    return listenerFor(
+      front.addr.hostname,
+      front.addr.port,
+      "http",
+      () => closing ??= front.retire("shutdown").then(drainConnections),
+      () => Promise.reject(certificateError("a plain HTTP listener has no certificate")),
+    );
+  }
+
+  if (reusePort) {
+    // SO_REUSEPORT would also let a second copy of this program share the port without a word;
+    // an ordinary bind first keeps "address already in use" for that mistake.
+    const probe = Deno.listen({ hostname, port });
+    ({ hostname, port } = probe.addr);
+    probe.close();
+  }
+  let current: Front | undefined = bind(opts.tls, hostname, port);
+  let pem = opts.tls;
+  const bound = current.addr;
+  const draining = new Set<Promise<void>>();
+  const retire = (front: Front, why: string) => {
+    const done = front.retire(why);
+    draining.add(done);
+    done.then(() => draining.delete(done));
+    return done;
+  };
+
+  // With SO_REUSEPORT: bind the new socket, then close the old one (the kernel spreads new
+  // connections over both until the old one closes). Without: close the old one and bind again.
+  // Either way connections already open finish undisturbed.
+  const swap = async (next: { cert: string; key: string }) => {
+    if (reusePort) {
+      const old = current;
+      current = bind(next, bound.hostname, bound.port); // throws on a bad pair: old kept
+      pem = next;
+      if (old) retire(old, "certificate update");
+      return;
+    }
+    // The old socket goes before the new one exists, so prove the pair loads first (when net
+    // permissions allow a throwaway listener; otherwise a failure rebinds the old pair below).
+    try {
+      Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...next }).close();
+    } catch (e) {
+      if (!(e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable)) {
+        throw e;
+      }
+    }
+    const t0 = performance.now();
+    if (current) retire(current, "certificate update");
+    current = undefined;
+    try {
+      current = await rebind(() => bind(next, bound.hostname, bound.port));
+      pem = next;
+    } catch (e) {
+      try {
+        current = await rebind(() => bind(pem, bound.hostname, bound.port));
+      } catch {
+        log.error("certificate update: lost the listening port", { url: listener.url });
+      }
+      throw e;
+    }
+    log.warn(
+      "certificate update: new connections were refused while the port was bound again " +
+        "(run deno with --unstable-net for seamless updates)",
+      { url: listener.url, refusedMs: Math.round((performance.now() - t0) * 10) / 10 },
+    );
+  };
+
+  let closed = false;
+  let closing: Promise<void> | undefined;
+  let swaps: Promise<unknown> = Promise.resolve();
+  const listener = listenerFor(
+    bound.hostname,
+    bound.port,
+    "https",
+    () =>
+      closing ??= (async () => {
+        closed = true;
+        await swaps;
+        if (current) retire(current, "shutdown");
+        await Promise.all(draining);
+        await drainConnections();
+      })(),
+    // deno-lint-ignore require-await -- async so that every failure is a rejection
+    async (next) => {
+      const check = () => {
+        if (closed) throw new Error("the listener is shut down");
+        checkPem(next.cert, next.key, undefined, certificateError);
+      };
+      check();
+      const run = swaps.then(() => {
+        check(); // again: a shutdown may have come first
+        return swap(next);
+      }).catch((e) => {
+        throw e instanceof Error && e.message.startsWith("certificate not replaced")
+          ? e
+          : certificateError(e);
+      });
+      swaps = run.catch(() => {});
+      return run;
+    },
+  );
+  return listener;
+}
+
+/** Binds again (the old socket closes asynchronously), retrying "in use" for up to 1 s. */
+async function rebind(bind: () => Front): Promise<Front> {
+  const t0 = performance.now();
+  for (;;) {
+    try {
+      return bind();
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AddrInUse) || performance.now() - t0 > 1000) throw e;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+}
