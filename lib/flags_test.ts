@@ -31,7 +31,7 @@ const defaults: Config = {
   mode: "server",
   addr: "localhost:50051",
   services: [""],
-  serviceFlagSet: false,
+  servicesFixed: false,
   tls: false,
   tlsNoVerify: false,
   tlsCaCert: "",
@@ -407,9 +407,9 @@ Deno.test("-h skips validation; -version skips validation but not parsing", () =
 Deno.test("services: repeatable, comma-separated, deduplicated in order", () => {
   const svc = (...args: string[]) => ok(["-grpcaddr=x", ...args]);
   assertEquals(svc().services, [""]);
-  assertEquals(svc().serviceFlagSet, false);
+  assertEquals(svc().servicesFixed, false);
   assertEquals(svc("-service=").services, [""]);
-  assertEquals(svc("-service=").serviceFlagSet, true);
+  assertEquals(svc("-service=").servicesFixed, true);
   assertEquals(svc("-service-name", "a").services, ["a"]);
   assertEquals(svc("-service=a,b").services, ["a", "b"]);
   assertEquals(svc("-service=a, b").services, ["a", "b"]);

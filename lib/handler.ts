@@ -21,7 +21,7 @@ export interface HealthHandlerOptions {
    * True when `-service-name` was set: a `?serviceName=` naming anything but one of
    * {@link services} is refused with 403.
    */
-  serviceFixed: boolean;
+  servicesFixed: boolean;
   /** Checks the services; one result per service, same order. Never rejects. */
   check: (services: readonly string[]) => Promise<CheckResult[]>;
   /**
@@ -170,7 +170,7 @@ function pickServices(
   if (invalid !== undefined) {
     return { status: 400, error: `bad request: invalid serviceName: ${shown(invalid)}\n` };
   }
-  if (opts.serviceFixed && !allowed.has(name)) {
+  if (opts.servicesFixed && !allowed.has(name)) {
     return { status: 403, error: "forbidden: serviceName is not a configured service\n" };
   }
   return { services: [name] };

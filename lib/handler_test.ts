@@ -33,7 +33,7 @@ function setup(
   const handler = healthHandler({
     path: "/",
     services: [""],
-    serviceFixed: false,
+    servicesFixed: false,
     check: (services) => {
       calls.checked.push(services);
       return Promise.resolve(services.map((service) => ({
@@ -130,7 +130,7 @@ Deno.test("configured path with characters that URLs encode", async () => {
 });
 
 Deno.test("fixed service: the configured one is checked, others are 403", async () => {
-  const { handler, calls } = setup("SERVING", { services: ["a.A"], serviceFixed: true });
+  const { handler, calls } = setup("SERVING", { services: ["a.A"], servicesFixed: true });
   let res = await handler(get("/"));
   assertEquals(res.status, 200);
   assertEquals(await res.text(), "a.A SERVING\n");
@@ -224,7 +224,7 @@ Deno.test("several services: worst status, one line per service", async () => {
   const outcomes: Record<string, Outcome> = { a: "SERVING", b: "NOT_FOUND", c: "NOT_SERVING" };
   const { handler, calls } = setup((s) => outcomes[s], {
     services: ["a", "b", "c"],
-    serviceFixed: true,
+    servicesFixed: true,
   });
   let res = await handler(get("/"));
   // NOT_FOUND (404) is more severe than NOT_SERVING (503) in the table's ranking.
@@ -249,7 +249,7 @@ Deno.test("several services: worst status, one line per service", async () => {
 });
 
 Deno.test("all services SERVING: 200", async () => {
-  const { handler } = setup("SERVING", { services: ["a", "b"], serviceFixed: true });
+  const { handler } = setup("SERVING", { services: ["a", "b"], servicesFixed: true });
   const res = await handler(get("/"));
   assertEquals(res.status, 200);
   assertEquals(await res.text(), "a SERVING\nb SERVING\n");
@@ -257,7 +257,7 @@ Deno.test("all services SERVING: 200", async () => {
 
 Deno.test("bodies stay under 1 KiB with many or long services", async () => {
   const many = Array.from({ length: 500 }, (_, i) => `svc.number${i}.v1.Service`);
-  const { handler } = setup("NOT_SERVING", { services: many, serviceFixed: true });
+  const { handler } = setup("NOT_SERVING", { services: many, servicesFixed: true });
   const text = await (await handler(get("/"))).text();
   assert(new TextEncoder().encode(text).length < 1024, `text body ${text.length} bytes`);
   assertStringIncludes(text, "more\n");
@@ -308,7 +308,7 @@ Deno.test("liveness with several services: NOT_LIVE if any did not answer", asyn
   const outcomes: Record<string, Outcome> = { a: "NOT_SERVING", b: "DEADLINE_EXCEEDED" };
   const { handler } = setup((s) => outcomes[s], {
     services: ["a", "b"],
-    serviceFixed: true,
+    servicesFixed: true,
     livenessPath: "/livez",
   });
   const res = await handler(get("/livez"));
@@ -339,7 +339,7 @@ Deno.test("a checker that breaks its promise and rejects gives a bare 500", asyn
   const handler = healthHandler({
     path: "/",
     services: [""],
-    serviceFixed: false,
+    servicesFixed: false,
     check: () => Promise.reject(new Error(SECRET)),
     validateServiceName: validate,
   });
@@ -365,7 +365,7 @@ Deno.test("results in memory (background checking) answer synchronously and skip
   const handler = healthHandler({
     path: "/",
     services: ["a"],
-    serviceFixed: true,
+    servicesFixed: true,
     check: () => Promise.reject(new Error("must not be called")),
     resultsInMemory: (services) => services.map((service) => ({ service, outcome: "NOT_SERVING" })),
     validateServiceName: validate,

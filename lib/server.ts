@@ -181,7 +181,7 @@ export async function startServer(
       path: config.httpListenPath,
       livenessPath: config.httpLivenessPath,
       services: config.services,
-      serviceFixed: config.serviceFlagSet,
+      servicesFixed: config.servicesFixed,
       check: (services) => Promise.all(services.map((s) => check(s))),
       resultsInMemory: bg
         ? (services) =>

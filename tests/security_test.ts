@@ -172,7 +172,7 @@ Deno.test({
       ]),
       silentLogger,
     );
-    const pinned = await startServer(
+    const fixed = await startServer(
       config([
         `-grpcaddr=${fixture.target}`,
         "-http-listen-addr=127.0.0.1:0",
@@ -208,7 +208,7 @@ Deno.test({
           [`${free.health.url}/?serviceName=${encodeURIComponent("<script> x")}`, 400],
           [`${free.health.url}/?serviceName=%3Cscript%3E%0Aforged`, 400],
           [`${free.health.url}/?serviceName=${encodeURIComponent("a\u202Etxt.exe")}`, 400],
-          [`${pinned.health.url}/?serviceName=${encodeURIComponent("<script>")}`, 403],
+          [`${fixed.health.url}/?serviceName=${encodeURIComponent("<script>")}`, 403],
           [`${free.health.url}/%3Cscript%3E`, 404],
         ] as [string, number][]
       ) {
@@ -219,7 +219,7 @@ Deno.test({
         assert(!markup.test(body), `${url}: ${body}`);
       }
     } finally {
-      await Promise.all([free.stop(), pinned.stop()]);
+      await Promise.all([free.stop(), fixed.stop()]);
       await fixture.stop();
     }
   },
