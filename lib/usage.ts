@@ -155,3 +155,24 @@ export function flagReferenceMarkdown(): string {
   }
   return out.join("\n");
 }
+
+/** The help text up to its first clause break, for the summary. */
+function firstClause(help: string): string {
+  const end = help.search(/[.;:(]\s|\s\(/);
+  return end < 0 ? help : help.slice(0, end);
+}
+
+/**
+ * The README's flag summary: per group, every flag with its spellings and the first clause of
+ * its help, one line each. The full reference is {@link flagReferenceMarkdown} (`docs/flags.md`).
+ */
+export function flagSummaryMarkdown(): string {
+  const out: string[] = [];
+  for (const group of GROUPS) {
+    const flags = flagTable.filter((s) => s.group === group && s.kind !== "ignored").map((spec) =>
+      spec.names.map((n) => "`-" + n + "`").join("/") + ": " + firstClause(spec.help)
+    );
+    out.push(`- **${GROUP_TITLES[group]}**: ${flags.join("; ")}.`);
+  }
+  return out.join("\n") + "\n";
+}
