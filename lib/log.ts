@@ -86,18 +86,22 @@ export function capturingLogger(): {
   lines: { level: LogLevel; msg: string; fields?: LogFields }[];
 } {
   const lines: { level: LogLevel; msg: string; fields?: LogFields }[] = [];
-  const at = (level: LogLevel) => (msg: string, fields?: LogFields) => {
-    lines.push({ level, msg, fields });
-  };
   return {
     lines,
-    logger: {
-      debugEnabled: false,
-      debug: at("debug"),
-      info: at("info"),
-      warn: at("warn"),
-      error: at("error"),
-    },
+    logger: loggerOf((level) => (msg, fields) => lines.push({ level, msg, fields })),
+  };
+}
+
+/** A logger (debug off) whose every level goes to `at(level)`: for tests that watch the log. */
+export function loggerOf(
+  at: (level: LogLevel) => (msg: string, fields?: LogFields) => void,
+): Logger {
+  return {
+    debugEnabled: false,
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
   };
 }
 
