@@ -13,7 +13,7 @@ import { selfSignedCertificate, watchCertificateFiles } from "./certificates.ts"
 import { type PemPair, readPemFile } from "./tls_material.ts";
 import { parseListenAddr } from "./address.ts";
 import { type Listener, serveHealth } from "./listen.ts";
-import { ignoreHangup, nextTermination } from "./signals.ts";
+import { awaitTermination, ignoreHangup } from "./signals.ts";
 import { denoVersionWarning } from "./deno_versions.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
@@ -253,20 +253,27 @@ export async function runServer(config: Config): Promise<number> {
     });
     return SERVER_START_FAILED;
   }
-  let server: RunningServer;
-  try {
-    server = await startServer(config, logger);
-  } catch (err) {
-    logger.error((err as Error).message);
-    return SERVER_START_FAILED;
-  }
+  // Signals are handled before the first listener binds: a SIGTERM or SIGHUP sent as soon as
+  // the "listening" line appears must never meet the default action (exit with no line).
   const hangups = ignoreHangup(() =>
     logger.warn("SIGHUP ignored: send SIGTERM or SIGINT to stop", { signal: "SIGHUP" })
   );
-  const signal = await nextTermination();
-  hangups();
-  logger.info("shutting down", { signal });
-  await server.stop();
+  const termination = awaitTermination();
+  try {
+    let server: RunningServer;
+    try {
+      server = await startServer(config, logger);
+    } catch (err) {
+      logger.error((err as Error).message);
+      return SERVER_START_FAILED;
+    }
+    const signal = await termination.next;
+    logger.info("shutting down", { signal });
+    await server.stop();
+  } finally {
+    termination.dispose();
+    hangups();
+  }
   logger.info("stopped");
   return 0;
 }

@@ -35,14 +35,18 @@ export function abortOnTermination(
   };
 }
 
-/** Resolves with the name of the first SIGINT or SIGTERM, then stops listening. */
-export function nextTermination(): Promise<TerminationSignal> {
-  return new Promise((resolve) => {
-    const { dispose } = abortOnTermination((name) => {
-      dispose();
-      resolve(name);
-    });
+/**
+ * Starts listening for SIGINT and SIGTERM now: `next` resolves with the first one's name, even
+ * if it arrives before anyone awaits it (a server still starting). Dispose to stop listening.
+ */
+export function awaitTermination(): { next: Promise<TerminationSignal>; dispose: () => void } {
+  let resolve!: (name: TerminationSignal) => void;
+  const next = new Promise<TerminationSignal>((r) => resolve = r);
+  const { dispose } = abortOnTermination((name) => {
+    dispose();
+    resolve(name);
   });
+  return { next, dispose };
 }
 
 /**

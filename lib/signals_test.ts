@@ -1,5 +1,5 @@
 import { assertEquals } from "../tests/assert.ts";
-import { abortOnTermination, nextTermination } from "./signals.ts";
+import { abortOnTermination, awaitTermination } from "./signals.ts";
 
 // Real SIGTERMs sent to this test process (deno test keeps SIGINT for itself). A listener is
 // installed before each kill, so the default action (exit) never runs; signal listeners do not
@@ -29,16 +29,19 @@ Deno.test("abortOnTermination: the first SIGTERM aborts with its name, once", as
   }
 });
 
-Deno.test("nextTermination resolves with the signal's name", async () => {
-  const next = nextTermination();
-  const guard = abortOnTermination(); // in case nextTermination stopped listening too early
+Deno.test("awaitTermination keeps a SIGTERM that arrives before anyone awaits it", async () => {
+  const termination = awaitTermination();
+  const guard = abortOnTermination(); // in case awaitTermination stopped listening too early
   try {
-    const name = await withEventLoopAlive(() => {
+    const name = await withEventLoopAlive(async () => {
+      const guarded = new Promise((resolve) => guard.signal.addEventListener("abort", resolve));
       Deno.kill(Deno.pid, "SIGTERM");
-      return next;
+      await guarded; // the signal has been delivered; only now does anyone await `next`
+      return termination.next;
     });
     assertEquals(name, "SIGTERM");
   } finally {
+    termination.dispose();
     guard.dispose();
   }
 });
