@@ -19,14 +19,20 @@ COPY main.ts ./
 COPY lib/ lib/
 # `deno task compile`: explicit permissions baked into the binary (never -A).
 RUN deno task compile && ./dist/grpc_health_proxy -version
+# One binary; grpc-health-probe's path is a symlink to it. The program picks probe mode from the
+# name it is invoked by (argv[0]), so exec probes and HEALTHCHECKs written for the Go tool work
+# unchanged. Made here: distroless has no shell.
+# Relative, so it resolves both here and in the image; run through the link without -addr, probe
+# mode must say so with exit 1 (server and runcli would exit 255).
+RUN mkdir -p /out/bin && cp dist/grpc_health_proxy /out/grpc_health_proxy && \
+    ln -s ../grpc_health_proxy /out/bin/grpc_health_probe && \
+    (/out/bin/grpc_health_probe >/dev/null 2>&1; test $? -eq 1)
 
 # Runtime: glibc and libgcc only, which is all Deno's runtime links against; no shell.
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/dist/grpc_health_proxy /grpc_health_proxy
-# grpc-health-probe's path, so exec probes and HEALTHCHECKs written for it work unchanged. A copy,
-# not a symlink: the program picks probe mode from its own path (Deno.execPath(), which resolves
-# symlinks), and distroless has no shell to make one anyway.
-COPY --from=build /src/dist/grpc_health_proxy /bin/grpc_health_probe
+# /grpc_health_proxy and the symlink /bin/grpc_health_probe (a directory copy keeps symlinks;
+# distroless's /bin is a directory, so the link lands beside what is there).
+COPY --from=build /out/ /
 USER nonroot
 # Health (-http-listen-addr) and metrics (-metrics-http-listen-addr) ports.
 EXPOSE 8080 9000

@@ -8,6 +8,7 @@
  * @module
  */
 
+import process from "node:process";
 import { type Config, parseFlags, usage } from "./lib/flags.ts";
 import { invalidArgumentExit } from "./lib/status.ts";
 import { errorLine, writeStderr } from "./lib/log.ts";
@@ -90,10 +91,14 @@ export async function main(
   return await runMode(config, io);
 }
 
-/** The name this program was started under: the compiled binary's or the script's. */
+/**
+ * The name this program was started under: the compiled binary's as invoked (`argv[0]`, so a
+ * symlink named grpc_health_probe selects probe mode; `Deno.execPath()` would resolve the link)
+ * or the script's (`Deno.mainModule` keeps a script symlink's own name).
+ */
 function invokedAs(): string {
   const script = decodeURIComponent(new URL(Deno.mainModule).pathname);
-  const binary = Deno.execPath();
+  const binary = process.argv0;
   return /grpc_health_probe(\.[a-z]+)?$/.test(binary) ? binary : script;
 }
 

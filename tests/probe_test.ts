@@ -5,7 +5,15 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { type FixtureTls, HealthFixture } from "./fixture/health_server.ts";
-import { cert, closedPort, runMain, type RunResult, silentTcpServer } from "./helpers.ts";
+import {
+  cert,
+  closedPort,
+  programPermissions,
+  root,
+  runMain,
+  type RunResult,
+  silentTcpServer,
+} from "./helpers.ts";
 import { type Outcome, statusTable } from "../lib/status.ts";
 import { main } from "../main.ts";
 
@@ -413,6 +421,41 @@ Deno.test({
       assertEquals(await main([], "grpc_health_probe.exe", io), 1);
     } finally {
       await fixture.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a binary invoked through a symlink named grpc_health_probe is in probe mode (argv[0])",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ghp-link-" });
+    const fixture = await HealthFixture.start();
+    try {
+      // The deno executable run through the link stands in for the compiled binary: the process
+      // sees the link as argv[0], while Deno.execPath() resolves it.
+      const link = `${dir}/grpc_health_probe`;
+      await Deno.symlink(Deno.execPath(), link);
+      // Server mode never exits by itself: the generous bound turns that into a failed assertion.
+      const run = (args: string[]) =>
+        new Deno.Command(link, {
+          args: ["run", ...programPermissions, `${root}main.ts`, ...args],
+          env: { NO_COLOR: "1" },
+          stdin: "null",
+          signal: AbortSignal.timeout(60_000),
+        }).output();
+      const dec = new TextDecoder();
+      // -grpcaddr alone would be server mode (serving until stopped); through the link it is a
+      // probe that answers and exits.
+      const ok = await run([`-grpcaddr=${fixture.target}`]);
+      assertEquals(ok.code, 0, dec.decode(ok.stderr));
+      assertMatch(dec.decode(ok.stderr), /^status: SERVING$/m);
+      const invalid = await run([]);
+      assertEquals(invalid.code, 1, dec.decode(invalid.stderr)); // 255 in server mode
+    } finally {
+      await fixture.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
