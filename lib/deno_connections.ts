@@ -132,7 +132,7 @@ export class Connections {
   /**
    * Serves `conn` once its TLS handshake is done, or closes it after `handshakeMs`, so that the
    * first-request deadline counts from the handshake. (Deno 2.9.3 keeps the socket itself open
-   * until the handshake ends even after `close()`: README "Threat model".)
+   * until the handshake ends even after `close()`: docs/threat-model.md.)
    */
   async #handshake(conn: Deno.TlsConn): Promise<void> {
     this.#handshaking.add(conn);

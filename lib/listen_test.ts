@@ -426,7 +426,7 @@ for (const scheme of ["http", "https"] as const) {
     try {
       // Deno's TLS server closes a connection only once its handshake has ended (the peer
       // finished or left), so on HTTPS a client stuck before that keeps its socket: asserted
-      // below, so that a Deno that fixes it shows up here (and README "Threat model" changes).
+      // below, so that a Deno that fixes it shows up here (and docs/threat-model.md changes).
       const stuckLimit = handshakeMs + 1500;
       // 1. TCP connection that never sends a byte (on HTTPS: never starts the handshake).
       const silent = untilClosed(
