@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../tests/assert.ts";
-import { coalescingChecker, OVERLOADED } from "./checker.ts";
+import { coalescingChecker, isRefusal, OVERLOADED, RATE_LIMITED } from "./checker.ts";
 import type { CheckResult } from "./status.ts";
 
 /** A checker whose calls stay pending until released, counting calls per service. */
@@ -63,4 +63,51 @@ Deno.test("reserved services are never refused and do not count against the cap"
   const next = checker("x5");
   g.release();
   assertEquals((await next).outcome, "SERVING");
+});
+
+Deno.test("unconfigured services start at most perSecond checks per second; reserved ones are free", async () => {
+  const g = gatedChecker();
+  let clock = 0;
+  const checker = coalescingChecker(g.check, {
+    perSecond: 4,
+    reserved: new Set([""]),
+    now: () => clock,
+  });
+  const settle = async (names: string[]) => {
+    const pending = names.map((n) => checker(n));
+    g.release();
+    return (await Promise.all(pending)).map((r) => r.detail ?? r.outcome);
+  };
+  // A burst of up to perSecond after a quiet second, then refused until tokens come back.
+  assertEquals(await settle(["a", "b", "c", "d", "e"]), [
+    "SERVING",
+    "SERVING",
+    "SERVING",
+    "SERVING",
+    RATE_LIMITED,
+  ]);
+  assertEquals(g.calls.get("e"), undefined);
+  // The configured answer is never limited.
+  assertEquals(await settle(["", "", ""]), ["SERVING", "SERVING", "SERVING"]);
+  clock += 250; // one token back
+  assertEquals(await settle(["f", "g"]), ["SERVING", RATE_LIMITED]);
+  // A check that joins one in flight costs nothing.
+  clock += 250;
+  const first = checker("h");
+  const joined = checker("h");
+  assertEquals(await settle(["i"]), [RATE_LIMITED]);
+  g.release();
+  assertEquals([(await first).outcome, (await joined).outcome], ["SERVING", "SERVING"]);
+  assertEquals(g.calls.get("h"), 1);
+  // The bucket never holds more than perSecond, however long the quiet.
+  clock += 60_000;
+  const burst = await settle(["j", "k", "l", "m", "n", "o"]);
+  assertEquals(burst.filter((r) => r === RATE_LIMITED).length, 2);
+});
+
+Deno.test("isRefusal tells the checker's refusals from upstream answers", () => {
+  assert(isRefusal({ service: "x", outcome: "RPC_ERROR", detail: OVERLOADED }));
+  assert(isRefusal({ service: "x", outcome: "RPC_ERROR", detail: RATE_LIMITED }));
+  assert(!isRefusal({ service: "x", outcome: "RPC_ERROR", detail: "code = Internal" }));
+  assert(!isRefusal({ service: "x", outcome: "SERVING" }));
 });

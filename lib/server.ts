@@ -6,7 +6,7 @@
  */
 
 import { BackgroundChecker } from "./background.ts";
-import { coalescingChecker } from "./checker.ts";
+import { coalescingChecker, isRefusal } from "./checker.ts";
 import { type Config, validateServiceName } from "./flags.ts";
 import { healthHandler } from "./handler.ts";
 import { selfSignedCertificate, watchCertificateFiles } from "./certificates.ts";
@@ -23,8 +23,11 @@ import { UpstreamConfigError, UpstreamHealth } from "./upstream.ts";
 /** How many service names have their state (and its changes) tracked in on-demand mode. */
 const MAX_TRACKED_SERVICES = 1000;
 
-/** The cap on distinct services checked upstream at once. */
+/** The cap on distinct unconfigured services checked upstream at once. */
 const MAX_IN_FLIGHT_CHECKS = 32;
+
+/** The most new upstream checks of unconfigured services started per second. */
+const UNCONFIGURED_CHECKS_PER_SECOND = 100;
 
 /** A user-fixable start-up problem (unreadable file, port in use). */
 class StartError extends Error {}
@@ -60,6 +63,8 @@ export function stateTracking(
   const last = new Map<string, string>();
   return async (service, signal) => {
     const result: CheckResult = await check(service, signal);
+    // A refused check says nothing about the service: a flood must not flap its state or the log.
+    if (isRefusal(result)) return result;
     const previous = last.get(service);
     // State is kept (and changes reported) for a bounded set of names: a client sending new
     // ?serviceName= values must not control the log volume.
@@ -118,10 +123,15 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** What server mode is told about the runtime it runs on (tests inject another). */
-export interface ServerRuntime {
+/** What tests may change in server mode; production runs with the defaults. */
+export interface ServerOptions {
   /** Deno's version (default `Deno.version.deno`). */
   denoVersion?: string;
+  /**
+   * New upstream checks per second for services nobody configured (default 100, see the
+   * README): tests that measure the cost of many real checks lift it.
+   */
+  unconfiguredChecksPerSecond?: number;
 }
 
 /**
@@ -131,10 +141,10 @@ export interface ServerRuntime {
 export async function startServer(
   config: Config,
   logger: Logger,
-  runtime: ServerRuntime = {},
+  options: ServerOptions = {},
 ): Promise<RunningServer> {
   // Keep serving on a Deno known to break: the operator learns why from the one line.
-  const versionWarning = denoVersionWarning(runtime.denoVersion ?? Deno.version.deno);
+  const versionWarning = denoVersionWarning(options.denoVersion ?? Deno.version.deno);
   if (versionWarning) logger.warn(versionWarning);
   let upstream: UpstreamHealth;
   try {
@@ -165,6 +175,7 @@ export async function startServer(
     const onDemand = stateTracking(
       coalescingChecker((s) => upstream.check(s), {
         maxInFlight: MAX_IN_FLIGHT_CHECKS,
+        perSecond: options.unconfiguredChecksPerSecond ?? UNCONFIGURED_CHECKS_PER_SECOND,
         // What `/` checks: the configured services, else the overall health.
         reserved: new Set(config.services.length > 0 ? config.services : [""]),
       }),

@@ -20,7 +20,7 @@ import {
 } from "./helpers.ts";
 import { serviceNameFlood } from "./fixture/service_name_flood.ts";
 import { detectMode, type FlagSpec, flagTable, type Mode } from "../lib/flags.ts";
-import { silentLogger } from "../lib/log.ts";
+import { capturingLogger, silentLogger } from "../lib/log.ts";
 import { startServer } from "../lib/server.ts";
 
 const serve = serveInFront;
@@ -247,7 +247,8 @@ Deno.test({
   ...opts,
   fn: async () => {
     const fixture = await HealthFixture.start();
-    const server = await serve(fixture);
+    const { logger, lines } = capturingLogger();
+    const server = await serve(fixture, [], logger);
     // Every check takes a while, so the flood keeps the cap on in-flight checks full.
     fixture.delayMs = 200;
     let stop = false;
@@ -271,8 +272,55 @@ Deno.test({
       stop = true;
       await Promise.all(flood);
       assertEquals(answers, Array(10).fill("200 SERVING"), JSON.stringify([...floodStatuses]));
+      // A refusal says nothing about a service: no state change is logged for it.
+      const refusals = lines.filter((l) => l.fields?.to === "RPC_ERROR");
+      assertEquals(refusals.length, 0, JSON.stringify(refusals.slice(0, 3)));
     } finally {
       stop = true;
+      await server.stop();
+      await fixture.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a flood of unconfigured names costs the upstream at most 100 checks/s and never flaps the log",
+  ...opts,
+  fn: async () => {
+    const fixture = await HealthFixture.start(); // answers at once: only the limit holds the flood
+    const { logger, lines } = capturingLogger();
+    const server = await serve(fixture, [], logger);
+    const answered = new Map<string, number>();
+    try {
+      await assertHealthy(server.health.url, "before");
+      fixture.resetCounts();
+      const started = performance.now();
+      let next = 0;
+      let total = 0;
+      await Promise.all(Array.from({ length: 32 }, async () => {
+        while (total < 2_000) {
+          const res = await fetch(`${server.health.url}/?serviceName=flood.${next++}`);
+          const outcome = `${res.status} ${(await res.text()).trim().split(" ").at(-1)}`;
+          answered.set(outcome, (answered.get(outcome) ?? 0) + 1);
+          total++;
+        }
+      }));
+      const seconds = (performance.now() - started) / 1000;
+      // The token bucket's own bound, with the test's (longer) view of the elapsed time.
+      const bound = Math.ceil(100 + 100 * seconds);
+      const checks = fixture.checkCount();
+      const where = `${checks} upstream checks in ${seconds.toFixed(1)} s; answers ${
+        JSON.stringify([...answered])
+      }`;
+      assert(checks <= bound, `more than ${bound}: ${where}`);
+      assert((answered.get("503 RPC_ERROR") ?? 0) > 0, `nothing refused: ${where}`);
+      // Refusals are not state changes: at most one line per name that reached the upstream.
+      const changes = lines.filter((l) => l.msg === "upstream state changed");
+      assert(changes.length <= checks + 1, `${changes.length} state-change lines: ${where}`);
+      assert(!changes.some((l) => l.fields?.to === "RPC_ERROR"), JSON.stringify(changes));
+      await assertHealthy(server.health.url, "after");
+    } finally {
       await server.stop();
       await fixture.stop();
     }

@@ -9,7 +9,7 @@
 import { assertEquals } from "./assert.ts";
 import { type Config, parseFlags } from "../lib/flags.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
-import { type RunningServer, startServer } from "../lib/server.ts";
+import { type RunningServer, type ServerOptions, startServer } from "../lib/server.ts";
 
 /** The repository root. */
 export const root = new URL("..", import.meta.url).pathname;
@@ -172,6 +172,7 @@ export function serveInFront(
   upstream: { target: string },
   extra: string[] = [],
   logger: Logger = silentLogger,
+  options: ServerOptions = {},
 ): Promise<RunningServer> {
   return startServer(
     configFrom([
@@ -183,6 +184,7 @@ export function serveInFront(
       ...extra,
     ]),
     logger,
+    options,
   );
 }
 
