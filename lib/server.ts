@@ -16,6 +16,7 @@ import { type Listener, serveHealth } from "./listen.ts";
 import { awaitTermination, ignoreHangup } from "./signals.ts";
 import { denoVersionWarning } from "./deno_versions.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
+import { LineLimiter } from "./log_limit.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
 import { type CheckResult, type HealthChecker, SERVER_START_FAILED } from "./status.ts";
 import { UpstreamConfigError, UpstreamHealth } from "./upstream.ts";
@@ -32,23 +33,48 @@ const UNCONFIGURED_CHECKS_PER_SECOND = 100;
 /** A user-fixable start-up problem (unreadable file, port in use). */
 class StartError extends Error {}
 
-/** Logs a service's state change once (warn when it is not SERVING) and counts it. */
-function reportStateChange(
-  logger: Logger,
-  metrics: HealthMetrics,
-  service: string,
-  from: string | undefined,
-  to: CheckResult,
-): void {
-  const fields = {
-    service,
-    from: from ?? "none",
-    to: to.outcome,
-    ...(to.detail ? { detail: to.detail } : {}),
+/** State-change lines per service and minute; beyond, one summary line ends the minute. */
+const STATE_CHANGE_LINES_PER_MINUTE = 10;
+
+/** Reports state changes: `report` logs and counts one, `close` cancels pending summaries. */
+interface StateChanges {
+  report(service: string, from: string | undefined, to: CheckResult): void;
+  close(): void;
+}
+
+/**
+ * Logs each state change of a service (warn when it is not SERVING) and counts it in the
+ * metrics. A flapping service logs at most {@link STATE_CHANGE_LINES_PER_MINUTE} lines a
+ * minute, then one line with how many were left out and where it stands; metrics count all.
+ */
+function stateChanges(logger: Logger, metrics: HealthMetrics): StateChanges {
+  const latest = new Map<string, string>();
+  const limiter = new LineLimiter({
+    perWindow: STATE_CHANGE_LINES_PER_MINUTE,
+    windowMs: 60_000,
+    onSuppressed: (service, suppressed) =>
+      logger.warn("upstream state changes not logged (flapping)", {
+        service,
+        suppressed,
+        now: latest.get(service) ?? "unknown",
+      }),
+  });
+  return {
+    report(service, from, to) {
+      metrics.stateChange(service, to.outcome);
+      latest.set(service, to.outcome);
+      if (!limiter.allow(service)) return;
+      const fields = {
+        service,
+        from: from ?? "none",
+        to: to.outcome,
+        ...(to.detail ? { detail: to.detail } : {}),
+      };
+      if (to.outcome === "SERVING") logger.info("upstream state changed", fields);
+      else logger.warn("upstream state changed", fields);
+    },
+    close: () => limiter.close(),
   };
-  if (to.outcome === "SERVING") logger.info("upstream state changed", fields);
-  else logger.warn("upstream state changed", fields);
-  metrics.stateChange(service, to.outcome);
 }
 
 /**
@@ -58,7 +84,7 @@ function reportStateChange(
 export function stateTracking(
   check: HealthChecker,
   logger: Logger,
-  metrics: HealthMetrics,
+  changes: StateChanges,
 ): HealthChecker {
   const last = new Map<string, string>();
   return async (service, signal) => {
@@ -71,7 +97,7 @@ export function stateTracking(
     const tracked = last.has(service) || last.size < MAX_TRACKED_SERVICES;
     if (tracked && previous !== result.outcome) {
       last.set(service, result.outcome);
-      reportStateChange(logger, metrics, service, previous, result);
+      changes.report(service, previous, result);
     } else if (logger.debugEnabled) {
       logger.debug("checked", { service, outcome: result.outcome });
     }
@@ -87,7 +113,7 @@ async function startBackground(
   config: Config,
   upstream: UpstreamHealth,
   logger: Logger,
-  metrics: HealthMetrics,
+  changes: StateChanges,
 ): Promise<BackgroundChecker | undefined> {
   if (config.checkIntervalMs <= 0 && !config.watch) return undefined;
   const checkTimeoutMs = config.connectTimeoutMs + config.rpcTimeoutMs;
@@ -98,7 +124,7 @@ async function startBackground(
     unhealthyThreshold: config.unhealthyThreshold,
     watch: config.watch,
     checkTimeoutMs,
-    onStateChange: (service, from, to) => reportStateChange(logger, metrics, service, from, to),
+    onStateChange: (service, from, to) => changes.report(service, from, to),
     onWatchFallback: (service) =>
       logger.warn("Health/Watch is not implemented upstream; polling instead", { service }),
   });
@@ -155,6 +181,7 @@ export async function startServer(
   }
   let background: BackgroundChecker | undefined;
   let certWatcher: { close(): void } | undefined;
+  let changes: StateChanges | undefined;
   try {
     let tls: PemPair | undefined;
     if (config.httpsListenCert) {
@@ -172,6 +199,7 @@ export async function startServer(
       ? readPemFile("-https-listen-ca", config.httpsListenCa)
       : undefined;
     const metrics = createHealthMetrics({ knownServices: config.services });
+    changes = stateChanges(logger, metrics);
     const onDemand = stateTracking(
       coalescingChecker((s) => upstream.check(s), {
         maxInFlight: MAX_IN_FLIGHT_CHECKS,
@@ -180,9 +208,9 @@ export async function startServer(
         reserved: new Set(config.services.length > 0 ? config.services : [""]),
       }),
       logger,
-      metrics,
+      changes,
     );
-    background = await startBackground(config, upstream, logger, metrics);
+    background = await startBackground(config, upstream, logger, changes);
     const bg = background;
     // Configured services are answered from memory; any other ?serviceName= is checked on demand.
     const check: HealthChecker = bg
@@ -238,12 +266,14 @@ export async function startServer(
         certWatcher?.close();
         await Promise.all([health.shutdown(), metricsListener?.shutdown()]);
         bg?.stop();
+        changes?.close();
         upstream.close();
       },
     };
   } catch (err) {
     certWatcher?.close();
     background?.stop();
+    changes?.close();
     upstream.close();
     throw err;
   }

@@ -19,6 +19,7 @@ import {
 import type { Config } from "./flags.ts";
 import { readPemFile, tlsMaterialProblem } from "./tls_material.ts";
 import type { CheckResult, Outcome } from "./status.ts";
+import { DroppedConnectionBackoff } from "./upstream_backoff.ts";
 
 /** How to reach the upstream: the flag values that concern it (see `Config` for each). */
 export interface UpstreamOptions extends
@@ -162,6 +163,13 @@ const UNRESOLVED = /^(Name resolution failed for target|Failed to parse DNS addr
 // What grpc-js says when it tries to use an HTTP/2 session that is already gone.
 const DEAD_SESSION = /Failed to start HTTP\/2 stream|session has been destroyed/;
 
+/** Whether a check ended because the upstream dropped the connection under it. */
+function droppedConnection(result: CheckResult): boolean {
+  const detail = result.detail ?? "";
+  return (result.outcome === "CONNECTION_FAILED" && detail.endsWith("Stream refused by server")) ||
+    (result.outcome === "RPC_ERROR" && DEAD_SESSION.test(detail));
+}
+
 /** Makes grpc-js's connection causes say what happened, in the user's terms. */
 function connectionCause(raw: string): string {
   // The connection closed before HTTP/2 settings arrived: typically a TLS server.
@@ -229,6 +237,7 @@ export class UpstreamHealth {
   #client: grpc.Client;
   readonly #opts: UpstreamOptions;
   readonly #credentials: grpc.ChannelCredentials;
+  readonly #backoff = new DroppedConnectionBackoff();
   #closed = false;
 
   /** Throws {@link UpstreamConfigError} when TLS files cannot be read. */
@@ -261,9 +270,13 @@ export class UpstreamHealth {
    * RPC timeout for the answer. Resolves with the outcome; never rejects.
    */
   async check(service: string, signal?: AbortSignal): Promise<CheckResult> {
+    const held = this.#backoff.held(service);
+    if (held) return held;
     const ready = await this.#waitReady(signal);
     if (!ready.ok) return { service, outcome: "CONNECTION_FAILED", detail: ready.detail };
-    return await this.#callCheck(service, signal);
+    const result = await this.#callCheck(service, signal);
+    this.#backoff.record(result, droppedConnection(result));
+    return result;
   }
 
   /**
@@ -318,6 +331,11 @@ export class UpstreamHealth {
     onStatus: (result: CheckResult) => void,
     onEnd: (result: CheckResult) => void,
   ): () => void {
+    const held = this.#backoff.held(service);
+    if (held) {
+      const timer = setTimeout(() => onEnd(held), 0);
+      return () => clearTimeout(timer);
+    }
     const call = this.#client.makeServerStreamRequest(
       WATCH_METHOD,
       (s: string) => Buffer.from(encodeHealthCheckRequest(s)),
@@ -333,15 +351,20 @@ export class UpstreamHealth {
       onEnd(result);
     };
     call.on("data", (status: number) => {
-      onStatus({ service, outcome: outcomeOfStatus(status) });
+      const result: CheckResult = { service, outcome: outcomeOfStatus(status) };
+      this.#backoff.record(result, false);
+      onStatus(result);
     });
     call.on("error", (err: grpc.ServiceError) => {
+      if (ended) return; // cancelled by us
       this.#healDeadConnection(err);
       // A stream that cannot start or loses its connection says UNAVAILABLE.
       const outcome = err.code === grpc.status.UNAVAILABLE
         ? "CONNECTION_FAILED"
         : outcomeOfError(err);
-      end({ service, outcome, detail: grpcErrorDetail(err) });
+      const result: CheckResult = { service, outcome, detail: grpcErrorDetail(err) };
+      this.#backoff.record(result, droppedConnection(result));
+      end(result);
     });
     call.on("end", () => end({ service, outcome: "RPC_ERROR", detail: "watch stream ended" }));
     return () => {

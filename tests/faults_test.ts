@@ -6,9 +6,9 @@
 
 import { assert, assertEquals, assertEventually } from "./assert.ts";
 import { type RawFault, startRawUpstream } from "./fixture/raw_upstream.ts";
-import { runMain } from "./helpers.ts";
+import { runMain, serveInFront } from "./helpers.ts";
 import { parseFlags } from "../lib/flags.ts";
-import { silentLogger } from "../lib/log.ts";
+import { capturingLogger, silentLogger } from "../lib/log.ts";
 import { startServer } from "../lib/server.ts";
 
 /** The defined answer for each fault: probe exit code, HTTP status and body. */
@@ -66,6 +66,45 @@ Deno.test({
           await upstream.close();
         }
       });
+    }
+  },
+});
+
+Deno.test({
+  name: "an upstream that drops every connection costs a few connections and log lines under load",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // Each connection costs ~23 KB that Deno's node:http2 never frees (README, docs/faults.md),
+    // so the number of connections is what bounds memory here.
+    const upstream = await startRawUpstream("goaway");
+    const { logger, lines } = capturingLogger();
+    const server = await serveInFront(upstream, [], logger);
+    try {
+      const started = performance.now();
+      const answers = new Map<string, number>();
+      let sent = 0;
+      await Promise.all(Array.from({ length: 16 }, async () => {
+        while (sent++ < 5_000) {
+          const res = await fetch(server.health.url);
+          const answer = `${res.status} ${(await res.text()).trim()}`;
+          answers.set(answer, (answers.get(answer) ?? 0) + 1);
+        }
+      }));
+      const seconds = (performance.now() - started) / 1000;
+      // Holds of 100 ms doubling per dropped connection: about log2(10 s + 1) attempts in s
+      // seconds; each attempt may open two connections (the channel is replaced when dead).
+      const attempts = Math.ceil(Math.log2(10 * seconds + 1)) + 1;
+      const where = `${upstream.connections} connections in ${seconds.toFixed(1)} s for ${
+        JSON.stringify([...answers])
+      }`;
+      assert(upstream.connections <= 4 * attempts, where);
+      assertEquals([...answers.keys()].every((a) => a.startsWith("503 ")), true, where);
+      const changes = lines.filter((l) => l.msg.startsWith("upstream state change"));
+      assert(changes.length <= 2 * attempts, `${changes.length} state-change lines; ${where}`);
+    } finally {
+      await server.stop();
+      await upstream.close();
     }
   },
 });
