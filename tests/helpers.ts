@@ -67,17 +67,28 @@ export async function runMain(args: string[], opts: RunOptions = {}): Promise<Ru
 
 /**
  * A TCP server on a free loopback port that accepts connections and then never speaks (a
- * stand-in for an upstream that is not an HTTP/2 server); counts connections.
+ * stand-in for an upstream that is not an HTTP/2 server); counts connections and keeps the first
+ * bytes each one sent (a port handed out again may get strays from an earlier test's clients,
+ * so a test that must see no connection from itself looks at what was sent).
  */
-export function silentTcpServer(): { port: number; connections: () => number; close: () => void } {
+export function silentTcpServer(): {
+  port: number;
+  connections: () => number;
+  firstBytes: () => string[];
+  close: () => void;
+} {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns: Deno.Conn[] = [];
-  let count = 0;
+  const first: string[] = [];
   (async () => {
     try {
       for await (const conn of listener) {
-        count++;
         conns.push(conn);
+        const buf = new Uint8Array(512);
+        conn.read(buf).then(
+          (n) => first.push(new TextDecoder("latin1").decode(buf.subarray(0, n ?? 0))),
+          () => first.push(""),
+        );
       }
     } catch {
       // listener closed
@@ -85,7 +96,8 @@ export function silentTcpServer(): { port: number; connections: () => number; cl
   })();
   return {
     port: (listener.addr as Deno.NetAddr).port,
-    connections: () => count,
+    connections: () => conns.length,
+    firstBytes: () => [...first],
     close: () => {
       for (const c of conns) {
         try {
