@@ -3,14 +3,15 @@
  * session that dies before its first stream), so that such an upstream costs a bounded number
  * of connections however hard the proxy is probed.
  *
- * Why it matters: Deno 2.9.3's `node:http2` (the nghttp2 binding of denoland/deno#32418, which
- * grpc-js runs on) never frees a client session: a global handle keeps every
- * `ClientHttp2Session`, its socket and grpc-js's transport alive after `close()` and
- * `destroy()`, about 23 KB each (measured; the reproduction is in docs/faults.md). A healthy
- * upstream costs one connection for hours; one that drops every connection used to cost one per
- * check (82 -> 448 MB in 20 s under load). grpc-js backs off only from connections that fail
- * to open, not from ones that open and are dropped. When Deno frees closed sessions, the
- * backoff can stay (it is what Go's gRPC does too) or its ceiling can come down.
+ * Why it matters: Deno 2.9.3's `node:http2` (which grpc-js runs on) never frees a session: the
+ * native session keeps a global handle on its JS object after `close()` and `destroy()`, so
+ * every `ClientHttp2Session`, its socket and grpc-js's transport stay, about 23 KB each
+ * (measured; docs/faults.md). Fixed in Deno 2.9.4 by denoland/deno#36043, but 2.9.4-2.9.6 abort
+ * on GOAWAY (denoland/deno#36788), so the pin stays. A healthy upstream costs one connection for
+ * hours; one that drops every connection used to cost one per check (70 -> 283 MB in 20 s under
+ * load). grpc-js backs off only from connections that fail to open, not from ones that open and
+ * are dropped. Once the pin moves past both, the backoff can stay (Go's gRPC backs off too) or
+ * its ceiling can come down.
  *
  * @module
  */
