@@ -17,6 +17,7 @@ import { awaitTermination, ignoreHangup } from "./signals.ts";
 import { denoVersionWarning } from "./deno_versions.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
 import { LineLimiter } from "./log_limit.ts";
+import { releaseHeapAfterBursts } from "./heap_release.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
 import { type CheckResult, type HealthChecker, SERVER_START_FAILED } from "./status.ts";
 import { UpstreamConfigError, UpstreamHealth } from "./upstream.ts";
@@ -199,6 +200,7 @@ export async function startServer(
       ? readPemFile("-https-listen-ca", config.httpsListenCa)
       : undefined;
     const metrics = createHealthMetrics({ knownServices: config.services });
+    let answered = 0; // health requests, for telling a burst from quiet
     changes = stateChanges(logger, metrics);
     const onDemand = stateTracking(
       coalescingChecker((s) => upstream.check(s), {
@@ -227,7 +229,10 @@ export async function startServer(
           services.every((s) => bg.has(s)) ? services.map((s) => bg.current(s)) : undefined
         : undefined,
       validateServiceName,
-      observe: (path, results, seconds) => metrics.observe(path, results, seconds),
+      observe: (path, results, seconds) => {
+        answered++;
+        metrics.observe(path, results, seconds);
+      },
     });
     const health = await serveHealth({
       addr: config.httpListenAddr,
@@ -259,10 +264,13 @@ export async function startServer(
         logger.error("metrics listener not started", { error: (err as Error).message });
       }
     }
+    // Started last, so the heap's size at start is the idle figure.
+    const stopHeapRelease = releaseHeapAfterBursts({ activity: () => answered });
     return {
       health,
       metrics: metricsListener,
       stop: async () => {
+        stopHeapRelease();
         certWatcher?.close();
         await Promise.all([health.shutdown(), metricsListener?.shutdown()]);
         bg?.stop();
