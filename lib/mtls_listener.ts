@@ -40,6 +40,9 @@ export async function serveNode(
   });
   const log = opts.logger;
   const check = await clientCertChecker(opts.clientCa!);
+  // Loaded here, not imported: `listen.ts` stays importable without the import map (npm
+  // `hpack.js`), as scripts outside the project import it.
+  const { fillMissingAuthority } = await import("./h2_authority.ts");
   const refusals = refusalLog(log);
   const sessions = new Set<http2.ServerHttp2Session>();
   const h1 = new Map<TLSSocket, { busy: number; timer?: ReturnType<typeof setTimeout> }>();
@@ -67,7 +70,7 @@ export async function serveNode(
         clearTimeout(h1.get(sock)?.timer);
         h1.delete(sock);
       });
-    }
+    } else fillMissingAuthority(sock, urlHost(hostname));
     serveSocket.call(server, sock);
   };
   server.on("secureConnection", (sock: TLSSocket) => {

@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertEventually } from "../tests/assert.ts";
 import { cert as certPath, certText, haveCurl } from "../tests/helpers.ts";
 import { makeClientCerts } from "../tests/fixture/client_certs.ts";
+import { rawH2Get } from "../tests/fixture/raw_h2.ts";
 import { capturingLogger, silentLogger } from "./log.ts";
 import { type Listener, type ListenOptions, serveHealth } from "./listen.ts";
 
@@ -75,6 +76,30 @@ async function curlGet(l: Listener, cert: { cert: string; key: string }) {
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+Deno.test("h2 without :authority (HAProxy's h2 checks): every listener answers", async () => {
+  const kinds: [string, Partial<ListenOptions>, Parameters<typeof rawH2Get>[0]["tls"]][] = [
+    ["plain h2c", {}, undefined],
+    ["HTTPS", { tls }, { caCerts: [ca] }],
+    ["mTLS", { tls, clientCa: ca }, { caCerts: [ca], ...client }],
+  ];
+  for (const [name, extra, clientTls] of kinds) {
+    const l = await serve(extra);
+    try {
+      const target = { port: l.port, tls: clientTls };
+      const bare = await rawH2Get(target, "/no-authority");
+      assertEquals([bare.status, bare.goaway], [200, undefined], name);
+      assert(bare.body.startsWith("GET /no-authority "), `${name}: ${bare.body}`);
+      // With :authority, or with only a host header, as before.
+      const named = await rawH2Get(target, "/named", [[":authority", "example.test"]]);
+      assertEquals([named.status, named.body], [200, "GET /named example.test\n"], name);
+      const host = await rawH2Get(target, "/host", [["host", "h.test"]]);
+      assertEquals([host.status, host.body], [200, "GET /host h.test\n"], name);
+    } finally {
+      await l.shutdown();
+    }
+  }
+});
 
 Deno.test("mTLS: v3 client certificates that chain to the CA are accepted, others refused and logged", async () => {
   const made = await makeClientCerts();
