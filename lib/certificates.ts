@@ -112,7 +112,7 @@ let x509Module: Promise<typeof import("@peculiar/x509")> | undefined;
  * Its dependency tsyringe refuses to load without a `Reflect.getMetadata` polyfill (normally the
  * `reflect-metadata` package); the few functions it calls are provided here instead.
  */
-function loadX509(): Promise<typeof import("@peculiar/x509")> {
+export function loadX509(): Promise<typeof import("@peculiar/x509")> {
   if (!x509Module) {
     installReflectMetadata();
     x509Module = import("@peculiar/x509");

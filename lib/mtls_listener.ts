@@ -1,7 +1,8 @@
 /**
  * The mTLS listener on `node:http2`'s secure server, because `Deno.serve` cannot request client
- * certificates: HTTP/2 and (through `allowHTTP1`) HTTP/1.1, clients without a certificate signed
- * by the CA refused at the handshake, and a small adapter from node requests to Web `Request`s.
+ * certificates: HTTP/2 and (through `allowHTTP1`) HTTP/1.1, clients without an acceptable
+ * certificate (`client_cert.ts`) closed right after the handshake, and a small adapter from node
+ * requests to Web `Request`s.
  *
  * @module
  */
@@ -11,10 +12,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { bounded, certificateError, checkPem, listenerFor, reason } from "./listener.ts";
 import type { Handler, Listener, ListenOptions, ListenTimeouts } from "./listener.ts";
+import { clientCertChecker, refusalLog } from "./client_cert.ts";
 
 /**
- * mTLS on `node:http2`'s secure server (HTTP/2 and, through `allowHTTP1`, HTTP/1.1): clients
- * without a certificate signed by `clientCa` are refused during the handshake.
+ * mTLS on `node:http2`'s secure server (HTTP/2 and, through `allowHTTP1`, HTTP/1.1): a client
+ * without an acceptable certificate from `clientCa` (see `client_cert.ts`) is logged and its
+ * connection closed right after the handshake, before any request is read.
  */
 export async function serveNode(
   hostname: string,
@@ -26,7 +29,8 @@ export async function serveNode(
   const server = http2.createSecureServer({
     allowHTTP1: true,
     requestCert: true,
-    rejectUnauthorized: true,
+    // The certificate is checked on "secureConnection" below, so that a refusal can say why.
+    rejectUnauthorized: false,
     ca: opts.clientCa,
     cert: opts.tls!.cert,
     key: opts.tls!.key,
@@ -35,6 +39,11 @@ export async function serveNode(
     settings: { maxConcurrentStreams: 100 },
   });
   const log = opts.logger;
+  const check = await clientCertChecker(opts.clientCa!);
+  // Loaded here, not imported: `listen.ts` stays importable without the import map (npm
+  // `hpack.js`), as scripts outside the project import it.
+  const { fillMissingAuthority } = await import("./h2_authority.ts");
+  const refusals = refusalLog(log);
   const sessions = new Set<http2.ServerHttp2Session>();
   const h1 = new Map<TLSSocket, { busy: number; timer?: ReturnType<typeof setTimeout> }>();
   let closing = false;
@@ -48,13 +57,34 @@ export async function serveNode(
     clearTimeout(state.timer);
     state.timer = setTimeout(() => sock.destroy(), ms);
   };
+  // The server's own handler (which starts HTTP/2 or HTTP/1.1 on the socket) runs only for an
+  // admitted client.
+  const [serveSocket] = server.listeners("secureConnection") as ((s: TLSSocket) => void)[];
+  server.removeAllListeners("secureConnection");
+  const start = (sock: TLSSocket) => {
+    if (sock.destroyed) return;
+    if (sock.alpnProtocol !== "h2") {
+      h1.set(sock, { busy: 0 });
+      armHeaders(sock, timeouts.headersMs);
+      sock.once("close", () => {
+        clearTimeout(h1.get(sock)?.timer);
+        h1.delete(sock);
+      });
+    } else fillMissingAuthority(sock, urlHost(hostname));
+    serveSocket.call(server, sock);
+  };
   server.on("secureConnection", (sock: TLSSocket) => {
-    if (sock.alpnProtocol === "h2") return;
-    h1.set(sock, { busy: 0 });
-    armHeaders(sock, timeouts.headersMs);
-    sock.once("close", () => {
-      clearTimeout(h1.get(sock)?.timer);
-      h1.delete(sock);
+    // Verified by the TLS stack in this handshake: nothing more to check. A resumed session is
+    // always checked here: Deno 2.9.3 reports it `authorized` even when the handshake that
+    // issued its ticket was refused (its client then retries and would be let in).
+    if (sock.authorized && !sock.isSessionReused()) return start(sock);
+    check(peerChain(sock), new Date()).then((refusal) => {
+      if (refusal === undefined) return start(sock);
+      refusals.refused(refusal, peerName(sock));
+      sock.destroy();
+    }).catch((e) => {
+      log.error("client certificate check failed", { error: reason(e), peer: peerName(sock) });
+      sock.destroy();
     });
   });
   server.on("session", (session: http2.ServerHttp2Session) => {
@@ -126,6 +156,7 @@ export async function serveNode(
       });
       for (const s of sessions) s.destroy();
       for (const sock of h1.keys()) sock.destroy();
+      refusals.close();
     })();
   // New handshakes use the new context; open sessions keep theirs. The whole context is
   // replaced, so the client CA is passed again (without it client certificates would fail).
@@ -140,6 +171,28 @@ export async function serveNode(
     }
   };
   return listenerFor(addr.address, addr.port, "https", shutdown, updateCertificate);
+}
+
+/** The client's certificate chain as DER, leaf first; empty when it sent none. */
+function peerChain(sock: TLSSocket): Uint8Array<ArrayBuffer>[] {
+  const chain: Uint8Array<ArrayBuffer>[] = [];
+  let c = sock.getPeerCertificate(true) as { raw?: Uint8Array; issuerCertificate?: unknown };
+  while (c?.raw && chain.length < 8) {
+    if (chain.some((d) => equalBytes(d, c.raw!))) break; // a self-signed one is its own issuer
+    chain.push(new Uint8Array(c.raw));
+    c = c.issuerCertificate as typeof c;
+  }
+  return chain;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** `address:port` of the client (IPv6 in brackets). */
+function peerName(sock: TLSSocket): string {
+  const addr = sock.remoteAddress ?? "unknown";
+  return `${addr.includes(":") ? `[${addr}]` : addr}:${sock.remotePort ?? 0}`;
 }
 
 /** HTTP/1-only headers that HTTP/2 forbids; never copied into a node response. */
@@ -191,11 +244,14 @@ function requestUrl(req: IncomingMessage, fallbackHost: string): string {
   const given = headers[":authority"] ?? headers.host;
   const host = typeof given === "string" && /^[A-Za-z0-9.\-:\[\]]{1,300}$/.test(given)
     ? given
-    : fallbackHost.includes(":")
-    ? `[${fallbackHost}]`
-    : fallbackHost;
+    : urlHost(fallbackHost);
   const target = req.url ?? "/";
   return new URL(target.startsWith("/") ? target : `/${target}`, `https://${host}`).href;
+}
+
+/** A bound address as the host of a URL (IPv6 in brackets). */
+function urlHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
 
 /** Node's header object as Web `Headers`, without HTTP/2 pseudo-headers. */
