@@ -12,6 +12,7 @@
  */
 
 import type { Logger } from "./log.ts";
+import { LineLimiter } from "./log_limit.ts";
 import { loadX509 } from "./certificates.ts";
 
 /** Why a client certificate was refused (the `reason` field of the log line). */
@@ -158,44 +159,19 @@ export function refusalLog(
   logger: Logger,
   opts: RefusalLogOptions = {},
 ): { refused(reason: Refusal, peer: string): void; close(): void } {
-  const maxLines = opts.maxLines ?? 10;
   const intervalMs = opts.intervalMs ?? 60_000;
-  const now = opts.now ?? Date.now;
-  const later = opts.later ?? ((fn, ms) => {
-    const id = setTimeout(fn, ms);
-    Deno.unrefTimer(id);
-    return () => clearTimeout(id);
+  const limiter = new LineLimiter({
+    perWindow: opts.maxLines ?? 10,
+    windowMs: intervalMs,
+    onSuppressed: (_, count) =>
+      logger.warn("client certificate refusals not logged (rate limit)", { count, intervalMs }),
+    now: opts.now,
+    setTimer: opts.later,
   });
-  let start = -Infinity;
-  let lines = 0;
-  let dropped = 0;
-  let cancel: (() => void) | undefined;
-  const summary = () => {
-    cancel?.();
-    cancel = undefined;
-    if (dropped > 0) {
-      logger.warn("client certificate refusals not logged (rate limit)", {
-        count: dropped,
-        intervalMs,
-      });
-    }
-    dropped = 0;
-  };
   return {
     refused(reason, peer) {
-      const t = now();
-      if (t - start >= intervalMs) {
-        summary();
-        start = t;
-        lines = 0;
-      }
-      if (lines < maxLines) {
-        lines++;
-        logger.warn("client certificate refused", { reason, peer });
-        return;
-      }
-      if (dropped++ === 0) cancel = later(summary, Math.max(0, start + intervalMs - t));
+      if (limiter.allow("")) logger.warn("client certificate refused", { reason, peer });
     },
-    close: summary,
+    close: () => limiter.close(),
   };
 }

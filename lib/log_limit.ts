@@ -39,7 +39,11 @@ export class LineLimiter {
   readonly #windows = new Map<string, Window>();
 
   constructor(opts: LineLimiterOptions) {
-    this.#opts = { now: () => performance.now(), setTimer: realTimer, ...opts };
+    this.#opts = {
+      ...opts,
+      now: opts.now ?? (() => performance.now()),
+      setTimer: opts.setTimer ?? realTimer,
+    };
   }
 
   /** Whether a line for `key` may be written now; counts it either way. */
@@ -62,9 +66,12 @@ export class LineLimiter {
     return false;
   }
 
-  /** Cancels pending summaries (at shutdown). */
+  /** Writes the pending summaries now and stops their timers (at shutdown). */
   close(): void {
-    for (const w of this.#windows.values()) w.cancel?.();
+    for (const [key, w] of this.#windows) {
+      w.cancel?.();
+      if (w.suppressed) this.#opts.onSuppressed(key, w.suppressed);
+    }
     this.#windows.clear();
   }
 

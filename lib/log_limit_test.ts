@@ -42,7 +42,7 @@ Deno.test("LineLimiter lets perWindow lines per key through, then one summary pe
   assertEquals(limiter.allow("a"), true);
 });
 
-Deno.test("LineLimiter: a quiet key's window ends without a summary; close cancels summaries", () => {
+Deno.test("LineLimiter: a quiet key's window ends without a summary; close writes what is pending", () => {
   const { limiter, summaries, advance, pending } = fakeLimiter(1, 1_000);
   assertEquals([limiter.allow("a"), limiter.allow("a")], [true, false]);
   assertEquals([limiter.allow("q")], [true]);
@@ -53,4 +53,5 @@ Deno.test("LineLimiter: a quiet key's window ends without a summary; close cance
   assertEquals(pending().length, 1);
   limiter.close();
   assertEquals(pending().length, 0);
+  assertEquals(summaries, [["a", 1], ["a", 1]]);
 });
