@@ -46,7 +46,7 @@ export function serveDeno(
   opts: ListenOptions,
   handler: Handler,
   timeouts: ListenTimeouts,
-): Listener {
+): Listener | Promise<Listener> {
   const log = opts.logger;
   const onError = (e: unknown) => {
     log.error("request failed", { error: reason(e) });
@@ -205,45 +205,30 @@ export function serveDeno(
 }
 
 /**
- * HTTPS connection by connection: TCP accepted on the public port and relayed through a
- * {@link TlsGate}, which closes connections whose handshake stalls; a certificate update gives
- * the gate a new certificate, and the public port stays bound throughout.
+ * HTTPS connection by connection: TLS terminated by a {@link TlsGate} (which closes stalled
+ * handshakes and takes certificate updates on the same socket), relayed to {@link Connections}.
  */
-function serveGated(
+async function serveGated(
   hostname: string,
   port: number,
   pem: { cert: string; key: string },
   connections: Connections,
   timeouts: ListenTimeouts,
   log: Logger,
-): Listener {
-  const socket = Deno.listen({ hostname, port });
-  let gate: TlsGate;
-  try {
-    gate = new TlsGate(pem, {
-      accept: (s, onConn) => void connections.accept(s, onConn),
-      serve: (conn) => connections.serve(conn),
-      handshakeMs: timeouts.handshakeMs,
-      log,
-    });
-  } catch (e) {
-    socket.close();
-    throw e;
-  }
-  connections.accept(socket, (conn) => gate.relay(conn));
+): Promise<Listener> {
+  const gate = await TlsGate.listen(hostname, port, pem, {
+    accept: (socket) => void connections.accept(socket),
+    handshakeMs: timeouts.handshakeMs,
+    log,
+  });
   let closing: Promise<void> | undefined;
-  const { hostname: host, port: bound } = socket.addr as Deno.NetAddr;
   return listenerFor(
-    host,
-    bound,
+    gate.addr.hostname,
+    gate.addr.port,
     "https",
     () =>
-      closing ??= (async () => {
-        try {
-          socket.close();
-        } catch { /* closed already */ }
-        await Promise.all([gate.close(timeouts.shutdownMs), connections.shutdown()]);
-      })(),
+      closing ??= Promise.all([gate.close(timeouts.shutdownMs), connections.shutdown()])
+        .then(() => {}),
     // deno-lint-ignore require-await -- async so that every failure is a rejection
     async (next) => {
       if (closing) throw certificateError("the listener is shut down");

@@ -57,7 +57,7 @@ export async function serveHealth(opts: ListenOptions): Promise<Listener> {
   const start = (host: string) =>
     opts.clientCa
       ? serveNode(host, port, opts, handler, timeouts)
-      : Promise.resolve(serveDeno(host, port, opts, handler, timeouts));
+      : Promise.resolve().then(() => serveDeno(host, port, opts, handler, timeouts));
   let listener: Listener;
   try {
     try {

@@ -1,245 +1,220 @@
 /**
- * A handshake timeout for Deno's TLS server, which has none and cannot be given one: a socket
- * accepted by `Deno.listenTls` stays open until its handshake ends, even after `close()` (Deno
- * finishes the handshake before shutting a TLS stream down,
- * https://github.com/denoland/deno/pull/14547), so a client that connects and never sends a
- * ClientHello, or stops halfway, holds a descriptor and memory for as long as it likes. Deno
- * has no server-side `startTls` to upgrade a TCP connection accepted by `Deno.listen` either.
+ * TLS for the HTTPS listener in front of Deno's HTTP engine, because Deno's own TLS server can
+ * be given neither a handshake timeout nor `TCP_NODELAY`:
  *
- * So the public port is plain TCP, and each connection accepted there is relayed to a Deno TLS
- * listener on a loopback port. If the handshake behind it has not completed within
- * `handshakeMs`, both sockets are closed; the loopback side closing ends the stuck handshake
- * (end of file), which frees its socket too. Once the handshake is done the TLS connection is
- * served by Deno's HTTP engine as before ({@link Connections}); the relay copies bytes until
- * either side ends. A certificate update binds a new loopback listener: the public port never
- * changes hands, so no connection is refused. When `Deno.listenTls` closes stuck handshakes
- * itself, this file can go.
+ * - a socket accepted by `Deno.listenTls` stays open until its handshake ends, even after
+ *   `close()` (Deno finishes the handshake before shutting a TLS stream down,
+ *   https://github.com/denoland/deno/pull/14547), so a client that connects and never sends a
+ *   ClientHello, or stops halfway, holds a descriptor and memory for as long as it likes; and
+ *   Deno has no server-side `startTls` to upgrade a TCP connection accepted by `Deno.listen`;
+ * - a `Deno.TlsConn` has no `setNoDelay`, and with Nagle's algorithm on, an answer written in
+ *   two pieces (TLS 1.3 session tickets, then the answer) waits for the client's delayed ACK:
+ *   40 ms on a tenth of new connections (measured, `deno task bench --first-byte`).
+ *
+ * So TLS is terminated by `node:tls` (as the mTLS listener does: `handshakeTimeout` closes
+ * stalled handshakes, `setNoDelay` works, `setSecureContext` replaces the certificate without
+ * rebinding the port), and each connection, once its handshake is done, is relayed in plain
+ * text to Deno's HTTP engine on a loopback port ({@link Connections}, with its header and idle
+ * timeouts). When `Deno.listenTls` can do both, this file can go.
  *
  * @module
  */
 
+import tls from "node:tls";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { close, noDelay } from "./deno_connections.ts";
 import type { Logger } from "./log.ts";
 import { ALPN, bounded, reason } from "./listener.ts";
 
-/** A loopback TLS listener and the relays still handshaking through it. */
-interface Back {
-  readonly listener: Deno.TlsListener;
-  readonly port: number;
-  readonly handshaking: Set<Relay>;
-  retired: boolean;
-}
-
-/** One client connection and its loopback connection to a {@link Back}. */
-interface Relay {
-  readonly client: Deno.Conn;
-  /** Our end of the loopback connection, once the client has sent something. */
-  loopback?: Deno.Conn;
-  /** The loopback listener it goes to, from its first byte until its handshake is done. */
-  back?: Back;
-  /** Cleared once the handshake is done. */
-  timer?: ReturnType<typeof setTimeout>;
-  ended: boolean;
-  done: Promise<void>;
-}
-
-/** Bytes read at a time: a health request or answer fits, a larger one takes several reads. */
+/** Bytes read at a time from the loopback side: a health answer fits. */
 const CHUNK = 8192;
 
-/**
- * Relays TLS connections to Deno's TLS server on a loopback port, closing those whose handshake
- * has not completed within `handshakeMs`.
- */
+/** What the gate needs from the listener. */
+export interface GateOptions {
+  /** Runs an accept loop on the loopback socket, serving each connection (`Connections`). */
+  accept: (socket: Deno.Listener) => void;
+  handshakeMs: number;
+  log: Logger;
+}
+
+/** TLS on a public port, relayed in plain text to Deno's HTTP engine on a loopback port. */
 export class TlsGate {
-  #back: Back;
-  readonly #byPort = new Map<number, Relay>();
-  readonly #relays = new Set<Relay>();
-  readonly #serve: (conn: Deno.TlsConn) => void;
-  readonly #accept: (socket: Deno.Listener, onConn: (conn: Deno.Conn) => void) => void;
+  readonly #server: tls.Server;
+  readonly #loopback: Deno.Listener;
+  /** Accepted sockets whose handshake has not completed yet. */
+  readonly #handshaking = new Set<Socket>();
+  readonly #relays = new Set<Promise<void>>();
   readonly #handshakeMs: number;
   readonly #log: Logger;
   #closed = false;
 
-  /**
-   * Binds the loopback TLS listener; throws when the pair cannot be loaded. `accept` runs an
-   * accept loop on a socket (the listener's, which retries when out of descriptors); `serve`
-   * gets each TLS connection once its handshake is done.
-   */
-  constructor(
-    pem: { cert: string; key: string },
-    opts: {
-      accept: (socket: Deno.Listener, onConn: (conn: Deno.Conn) => void) => void;
-      serve: (conn: Deno.TlsConn) => void;
-      handshakeMs: number;
-      log: Logger;
-    },
+  private constructor(
+    server: tls.Server,
+    loopback: Deno.Listener,
+    handshakeMs: number,
+    log: Logger,
   ) {
-    this.#accept = opts.accept;
-    this.#serve = opts.serve;
-    this.#handshakeMs = opts.handshakeMs;
-    this.#log = opts.log;
-    this.#back = this.#bind(pem);
+    this.#server = server;
+    this.#loopback = loopback;
+    this.#handshakeMs = handshakeMs;
+    this.#log = log;
   }
 
-  /** Serves new connections with `pem`; throws, keeping the current pair, if it cannot load. */
+  /** Listens on `hostname:port`; rejects when the port cannot be bound or the pair loaded. */
+  static async listen(
+    hostname: string,
+    port: number,
+    pem: { cert: string; key: string },
+    opts: GateOptions,
+  ): Promise<TlsGate> {
+    const server = tls.createServer({
+      cert: pem.cert,
+      key: pem.key,
+      ALPNProtocols: ALPN,
+      handshakeTimeout: opts.handshakeMs,
+    });
+    const loopback = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const gate = new TlsGate(server, loopback, opts.handshakeMs, opts.log);
+    server.on("connection", (sock: Socket) => gate.#connected(sock));
+    server.on("secureConnection", (sock: TLSSocket) => gate.#relay(sock));
+    server.on("tlsClientError", (e: Error) => {
+      opts.log.debug("TLS handshake failed or timed out", { error: reason(e) });
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, hostname, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (e) {
+      loopback.close();
+      throw e;
+    }
+    server.on("error", (e: Error) => opts.log.error("listener error", { error: reason(e) }));
+    opts.accept(loopback);
+    return gate;
+  }
+
+  /** The bound public address. */
+  get addr(): { hostname: string; port: number } {
+    const a = this.#server.address() as { address: string; port: number };
+    return { hostname: a.address, port: a.port };
+  }
+
+  /** New handshakes get `pem`; throws, keeping the current pair, if it cannot be loaded. */
   update(pem: { cert: string; key: string }): void {
     if (this.#closed) throw new Error("the listener is shut down");
-    const old = this.#back;
-    this.#back = this.#bind(pem);
-    old.retired = true;
-    this.#retireIfIdle(old);
-  }
-
-  /** Takes over a connection accepted on the public port. */
-  relay(client: Deno.Conn): void {
-    if (this.#closed) {
-      close(client);
-      return;
-    }
-    let finish!: () => void;
-    const relay: Relay = {
-      client,
-      timer: setTimeout(() => {
-        this.#log.debug("TLS handshake not completed in time; closing the connection", {
-          handshakeMs: this.#handshakeMs,
-        });
-        this.#end(relay);
-      }, this.#handshakeMs),
-      ended: false,
-      done: new Promise((r) => finish = r),
-    };
-    this.#relays.add(relay);
-    this.#run(relay).finally(() => {
-      this.#end(relay);
-      this.#relays.delete(relay);
-      finish();
-    });
+    this.#server.setSecureContext({ cert: pem.cert, key: pem.key });
   }
 
   /**
-   * Stops taking connections: closes the loopback listeners and the connections still
-   * handshaking; waits (at most `ms`) for the others, which end when their TLS connection does.
+   * Stops accepting, closes connections still handshaking, and waits (at most `ms`) for the
+   * relays, which end when Deno's engine closes their loopback connection (the listener's
+   * `Connections.shutdown`).
    */
   async close(ms: number): Promise<void> {
     this.#closed = true;
-    this.#back.retired = true;
-    for (const relay of this.#relays) if (relay.timer !== undefined) this.#end(relay);
-    this.#retireIfIdle(this.#back);
-    await bounded(Promise.all([...this.#relays].map((r) => r.done)), ms, () => {});
-  }
-
-  #bind(pem: { cert: string; key: string }): Back {
-    const listener = Deno.listenTls({
-      hostname: "127.0.0.1",
-      port: 0,
-      alpnProtocols: ALPN,
-      ...pem,
-    });
-    const back: Back = {
-      listener,
-      port: listener.addr.port,
-      handshaking: new Set(),
-      retired: false,
-    };
-    this.#accept(listener, (conn) => this.#handshake(conn as Deno.TlsConn));
-    return back;
-  }
-
-  /** Closes a retired loopback listener once no relay is still on its way to it. */
-  #retireIfIdle(back: Back): void {
-    if (!back.retired || back.handshaking.size > 0) return;
+    this.#server.close();
+    for (const sock of this.#handshaking) sock.destroy();
     try {
-      back.listener.close();
+      this.#loopback.close();
     } catch { /* closed already */ }
+    await bounded(Promise.all(this.#relays), ms, () => {});
   }
 
-  /**
-   * Waits for the client's first bytes (so a silent client costs one socket and a buffer), then
-   * connects to the loopback TLS listener and copies both ways until the server side ends (or
-   * either side fails).
-   */
-  async #run(relay: Relay): Promise<void> {
-    const buf = new Uint8Array(CHUNK);
-    let first: number | null;
-    try {
-      first = await relay.client.read(buf);
-    } catch {
-      return; // reset, or closed by the timer
-    }
-    if (first === null || relay.ended) return;
-    const back = relay.back = this.#back;
-    back.handshaking.add(relay);
-    let loopback: Deno.Conn;
-    try {
-      loopback = await Deno.connect({ hostname: "127.0.0.1", port: back.port });
-    } catch (e) {
-      this.#log.debug("TLS relay: cannot reach the TLS server", { error: reason(e) });
+  #connected(sock: Socket): void {
+    if (this.#closed) {
+      sock.destroy();
       return;
     }
-    relay.loopback = loopback;
-    if (relay.ended) { // timed out or shut down while connecting
-      close(loopback);
-      return;
-    }
-    noDelay(loopback);
-    // Registered before any byte is relayed, so before the handshake can complete.
-    const port = (loopback.localAddr as Deno.NetAddr).port;
-    this.#byPort.set(port, relay);
-    // The client may half-close after its request (passed on); the server side ending, or
-    // either side failing, ends the relay.
-    write(loopback, buf.subarray(0, first)).then(() => copy(relay.client, loopback, buf)).then(
-      () => loopback.closeWrite().catch(() => {}),
-      () => this.#end(relay),
-    );
-    try {
-      await copy(loopback, relay.client);
-    } catch {
-      /* either side reset: both are closed */
-    } finally {
-      this.#byPort.delete(port);
-    }
-  }
-
-  /** A connection accepted by the loopback TLS listener: served once its handshake is done. */
-  #handshake(conn: Deno.TlsConn): void {
-    conn.handshake().then(() => {
-      const relay = this.#byPort.get((conn.remoteAddr as Deno.NetAddr).port);
-      if (!relay || relay.ended) {
-        close(conn); // not relayed by us (another local process), or timed out just now
-        return;
-      }
-      this.#handshaken(relay);
-      this.#serve(conn);
-    }, (e) => {
-      this.#log.debug("TLS handshake failed", { error: reason(e) });
-      close(conn);
+    sock.setNoDelay(true);
+    this.#handshaking.add(sock);
+    // node:tls's handshakeTimeout is not applied by Deno's tls.Server: timed here.
+    const timer = setTimeout(() => {
+      if (!this.#handshaking.has(sock)) return;
+      this.#log.debug("TLS handshake not completed in time; closing the connection", {
+        handshakeMs: this.#handshakeMs,
+      });
+      sock.destroy();
+    }, this.#handshakeMs);
+    sock.once("close", () => {
+      clearTimeout(timer);
+      this.#handshaking.delete(sock);
     });
   }
 
-  #handshaken(relay: Relay): void {
-    clearTimeout(relay.timer);
-    relay.timer = undefined;
-    if (!relay.back) return;
-    relay.back.handshaking.delete(relay);
-    this.#retireIfIdle(relay.back);
+  /** Copies between the TLS socket and a new loopback connection until either ends. */
+  #relay(sock: TLSSocket): void {
+    const done = this.#pipe(sock).catch((e) => {
+      this.#log.debug("TLS relay ended", { error: reason(e) });
+    }).finally(() => this.#relays.delete(done));
+    this.#relays.add(done);
   }
 
-  /** Closes both sockets of a relay (a no-op the second time). */
-  #end(relay: Relay): void {
-    if (relay.ended) return;
-    relay.ended = true;
-    this.#handshaken(relay);
-    close(relay.client);
-    if (relay.loopback) close(relay.loopback);
+  async #pipe(sock: TLSSocket): Promise<void> {
+    const raw = (sock as unknown as { _parent?: Socket })._parent;
+    if (raw) this.#handshaking.delete(raw);
+    this.#handshaking.delete(sock);
+    sock.on("error", () => {}); // a reset ends the relay through "close"
+    if (this.#closed) {
+      sock.destroy();
+      return;
+    }
+    sock.pause();
+    let conn: Deno.Conn;
+    try {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port: this.#port() });
+    } catch (e) {
+      sock.destroy();
+      throw e;
+    }
+    noDelay(conn);
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      sock.destroy();
+      close(conn);
+    };
+    // Client to engine: one chunk at a time (the socket pauses while a write is pending).
+    sock.on("data", (chunk: Uint8Array) => {
+      sock.pause();
+      write(conn, chunk).then(() => sock.resume(), end);
+    });
+    sock.on("end", () => conn.closeWrite().catch(end)); // a half-close is passed on
+    sock.on("close", end);
+    sock.resume();
+    // Engine to client, until the engine closes the connection.
+    const buf = new Uint8Array(CHUNK);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        if (!sock.write(buf.slice(0, n)) && !ended) {
+          await new Promise<void>((resolve) => {
+            sock.once("drain", resolve);
+            sock.once("close", resolve);
+          });
+        }
+        if (ended) return;
+      }
+      sock.end(); // what is written is flushed first
+      if (!ended && !sock.writableFinished) {
+        await new Promise<void>((resolve) => {
+          sock.once("finish", resolve);
+          sock.once("close", resolve);
+        });
+      }
+    } finally {
+      end();
+    }
   }
-}
 
-/** Copies `from` to `to` until `from` ends; throws when either fails. */
-async function copy(from: Deno.Conn, to: Deno.Conn, buf = new Uint8Array(CHUNK)): Promise<void> {
-  for (;;) {
-    const n = await from.read(buf);
-    if (n === null) return;
-    await write(to, buf.subarray(0, n));
+  #port(): number {
+    return (this.#loopback.addr as Deno.NetAddr).port;
   }
 }
 
