@@ -8,6 +8,7 @@
 
 import http2 from "node:http2";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { bounded, certificateError, checkPem, listenerFor, reason } from "./listener.ts";
 import type { Handler, Listener, ListenOptions, ListenTimeouts } from "./listener.ts";
@@ -48,6 +49,9 @@ export async function serveNode(
     clearTimeout(state.timer);
     state.timer = setTimeout(() => sock.destroy(), ms);
   };
+  // Nagle off, as on every listener (see noDelay in deno_connections.ts): node:http2 in Deno
+  // leaves it on, and an answer written in pieces would wait for the client's delayed ACK.
+  server.on("connection", (sock: Socket) => sock.setNoDelay(true));
   server.on("secureConnection", (sock: TLSSocket) => {
     if (sock.alpnProtocol === "h2") return;
     h1.set(sock, { busy: 0 });
