@@ -217,7 +217,7 @@ async function serveGated(
   log: Logger,
 ): Promise<Listener> {
   const gate = await TlsGate.listen(hostname, port, pem, {
-    accept: (socket) => void connections.accept(socket),
+    accept: (socket, onConn) => void connections.accept(socket, onConn),
     handshakeMs: timeouts.handshakeMs,
     log,
   });

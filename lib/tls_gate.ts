@@ -11,17 +11,21 @@
  *   two pieces (TLS 1.3 session tickets, then the answer) waits for the client's delayed ACK:
  *   40 ms on a tenth of new connections (measured, `deno task bench --first-byte`).
  *
- * So TLS is terminated by `node:tls` (as the mTLS listener does: `handshakeTimeout` closes
- * stalled handshakes, `setNoDelay` works, `setSecureContext` replaces the certificate without
- * rebinding the port), and each connection, once its handshake is done, is relayed in plain
- * text to Deno's HTTP engine on a loopback port ({@link Connections}, with its header and idle
- * timeouts). When `Deno.listenTls` can do both, this file can go.
+ * So TLS is terminated by `node:tls` (as the mTLS listener's is): its sockets take
+ * `setNoDelay`, and `createSecureContext` gives new handshakes a new certificate on the same port.
+ * Connections are still accepted by `Deno.listen` (through the listener's accept loop, which
+ * retries when out of descriptors, where Deno's node:net server stops accepting for good) and
+ * handed to `node:tls` through Deno's node TCP handle (`openFromRid`, see `socketAdopter`); the
+ * handshake timer closes the Deno connection, which frees the descriptor even mid-handshake.
+ * Once the handshake is done, each connection is relayed in plain text to Deno's HTTP engine on
+ * a loopback port ({@link Connections}, with its header and idle timeouts). When
+ * `Deno.listenTls` can do both, this file can go.
  *
  * @module
  */
 
+import net, { type Socket } from "node:net";
 import tls from "node:tls";
-import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { close, noDelay } from "./deno_connections.ts";
 import type { Logger } from "./log.ts";
@@ -32,33 +36,42 @@ const CHUNK = 8192;
 
 /** What the gate needs from the listener. */
 export interface GateOptions {
-  /** Runs an accept loop on the loopback socket, serving each connection (`Connections`). */
-  accept: (socket: Deno.Listener) => void;
+  /**
+   * Runs an accept loop on a socket (retrying when out of descriptors), handing each connection
+   * to `onConn`, by default serving it (`Connections`).
+   */
+  accept: (socket: Deno.Listener, onConn?: (conn: Deno.Conn) => void) => void;
   handshakeMs: number;
   log: Logger;
 }
 
 /** TLS on a public port, relayed in plain text to Deno's HTTP engine on a loopback port. */
 export class TlsGate {
-  readonly #server: tls.Server;
+  /** The certificate for new handshakes. */
+  #context: tls.SecureContext;
+  /** Accepting node's way, when sockets cannot be adopted ({@link socketAdopter}). */
+  readonly #server?: tls.Server;
+  /** The public socket, accepted here (when sockets can be adopted). */
+  readonly #front?: Deno.Listener;
   readonly #loopback: Deno.Listener;
-  /** Accepted sockets whose handshake has not completed yet. */
-  readonly #handshaking = new Set<Socket>();
+  /** Connections whose handshake is not done yet, and how to close each. */
+  readonly #handshaking = new Map<object, () => void>();
   readonly #relays = new Set<Promise<void>>();
   readonly #handshakeMs: number;
   readonly #log: Logger;
   #closed = false;
 
   private constructor(
-    server: tls.Server,
-    loopback: Deno.Listener,
-    handshakeMs: number,
-    log: Logger,
+    context: tls.SecureContext,
+    bound: { server?: tls.Server; front?: Deno.Listener; loopback: Deno.Listener },
+    opts: GateOptions,
   ) {
-    this.#server = server;
-    this.#loopback = loopback;
-    this.#handshakeMs = handshakeMs;
-    this.#log = log;
+    this.#context = context;
+    this.#server = bound.server;
+    this.#front = bound.front;
+    this.#loopback = bound.loopback;
+    this.#handshakeMs = opts.handshakeMs;
+    this.#log = opts.log;
   }
 
   /** Listens on `hostname:port`; rejects when the port cannot be bound or the pair loaded. */
@@ -68,46 +81,54 @@ export class TlsGate {
     pem: { cert: string; key: string },
     opts: GateOptions,
   ): Promise<TlsGate> {
-    const server = tls.createServer({
-      cert: pem.cert,
-      key: pem.key,
-      ALPNProtocols: ALPN,
-      handshakeTimeout: opts.handshakeMs,
-    });
+    const context = tls.createSecureContext({ cert: pem.cert, key: pem.key });
+    const adopt = await socketAdopter();
     const loopback = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const gate = new TlsGate(server, loopback, opts.handshakeMs, opts.log);
-    server.on("connection", (sock: Socket) => gate.#connected(sock));
-    server.on("secureConnection", (sock: TLSSocket) => gate.#relay(sock));
-    server.on("tlsClientError", (e: Error) => {
-      opts.log.debug("TLS handshake failed or timed out", { error: reason(e) });
-    });
+    let front: Deno.Listener | undefined;
+    let server: tls.Server | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(port, hostname, () => {
-          server.off("error", reject);
-          resolve();
-        });
-      });
+      if (adopt) front = Deno.listen({ hostname, port });
+      else {
+        server = tls.createServer({ cert: pem.cert, key: pem.key, ALPNProtocols: ALPN });
+        await listenNode(server, hostname, port);
+      }
     } catch (e) {
       loopback.close();
       throw e;
     }
-    server.on("error", (e: Error) => opts.log.error("listener error", { error: reason(e) }));
+    const gate = new TlsGate(context, { server, front, loopback }, opts);
+    if (front && adopt) opts.accept(front, (conn) => gate.#adopt(conn, adopt));
+    if (server) {
+      server.on("connection", (raw: Socket) => {
+        raw.setNoDelay(true);
+        gate.#timeHandshake(raw, () => raw.destroy());
+      });
+      server.on("secureConnection", (sock: TLSSocket) => {
+        gate.#handshaken((sock as unknown as { _parent?: Socket })._parent ?? sock);
+        gate.#relay(sock, () => {});
+      });
+      server.on("tlsClientError", (e: Error) => {
+        opts.log.debug("TLS handshake failed", { error: reason(e) });
+      });
+      server.on("error", (e: Error) => opts.log.error("listener error", { error: reason(e) }));
+    }
     opts.accept(loopback);
     return gate;
   }
 
   /** The bound public address. */
   get addr(): { hostname: string; port: number } {
-    const a = this.#server.address() as { address: string; port: number };
+    if (this.#front) return this.#front.addr as Deno.NetAddr;
+    const a = this.#server!.address() as { address: string; port: number };
     return { hostname: a.address, port: a.port };
   }
 
   /** New handshakes get `pem`; throws, keeping the current pair, if it cannot be loaded. */
   update(pem: { cert: string; key: string }): void {
     if (this.#closed) throw new Error("the listener is shut down");
-    this.#server.setSecureContext({ cert: pem.cert, key: pem.key });
+    const context = tls.createSecureContext({ cert: pem.cert, key: pem.key });
+    this.#server?.setSecureContext({ cert: pem.cert, key: pem.key });
+    this.#context = context;
   }
 
   /**
@@ -117,47 +138,86 @@ export class TlsGate {
    */
   async close(ms: number): Promise<void> {
     this.#closed = true;
-    this.#server.close();
-    for (const sock of this.#handshaking) sock.destroy();
+    try {
+      this.#front?.close();
+    } catch { /* closed already */ }
+    this.#server?.close();
+    for (const kill of [...this.#handshaking.values()]) kill();
     try {
       this.#loopback.close();
     } catch { /* closed already */ }
     await bounded(Promise.all(this.#relays), ms, () => {});
   }
 
-  #connected(sock: Socket): void {
-    if (this.#closed) {
-      sock.destroy();
+  /**
+   * A TCP connection accepted here: TLS through node:tls on it. Closing the Deno connection is
+   * what frees its descriptor (destroying the node socket does not, while a read is pending).
+   */
+  #adopt(conn: Deno.Conn, adopt: Adopt): void {
+    const raw = this.#closed ? undefined : adopt(conn);
+    if (!raw) {
+      this.#log.debug("TLS: connection not taken over; closed", {});
+      close(conn);
       return;
     }
-    sock.setNoDelay(true);
-    this.#handshaking.add(sock);
-    // node:tls's handshakeTimeout is not applied by Deno's tls.Server: timed here.
-    const timer = setTimeout(() => {
-      if (!this.#handshaking.has(sock)) return;
-      this.#log.debug("TLS handshake not completed in time; closing the connection", {
-        handshakeMs: this.#handshakeMs,
-      });
+    const sock = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: this.#context,
+      ALPNProtocols: ALPN,
+    } as tls.TLSSocketOptions);
+    const release = () => {
       sock.destroy();
-    }, this.#handshakeMs);
-    sock.once("close", () => {
-      clearTimeout(timer);
-      this.#handshaking.delete(sock);
+      close(conn);
+    };
+    sock.on("error", (e: Error) => this.#log.debug("TLS connection failed", { error: reason(e) }));
+    sock.once("close", release);
+    this.#timeHandshake(sock, release);
+    sock.once("secure", () => {
+      this.#handshaken(sock);
+      this.#relay(sock, release);
     });
   }
 
+  /** Closes `key`'s connection with `kill` unless its handshake is done within handshakeMs. */
+  #timeHandshake(key: object, kill: () => void): void {
+    if (this.#closed) {
+      kill();
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (!this.#handshaking.has(key)) return;
+      this.#log.debug("TLS handshake not completed in time; closing the connection", {
+        handshakeMs: this.#handshakeMs,
+      });
+      kill();
+    }, this.#handshakeMs);
+    this.#handshaking.set(key, () => {
+      clearTimeout(timer);
+      this.#handshaking.delete(key);
+      kill();
+    });
+    (key as Socket).once("close", () => {
+      clearTimeout(timer);
+      this.#handshaking.delete(key);
+    });
+  }
+
+  #handshaken(key: object): void {
+    this.#handshaking.delete(key);
+  }
+
   /** Copies between the TLS socket and a new loopback connection until either ends. */
-  #relay(sock: TLSSocket): void {
+  #relay(sock: TLSSocket, release: () => void): void {
     const done = this.#pipe(sock).catch((e) => {
       this.#log.debug("TLS relay ended", { error: reason(e) });
-    }).finally(() => this.#relays.delete(done));
+    }).finally(() => {
+      release();
+      this.#relays.delete(done);
+    });
     this.#relays.add(done);
   }
 
   async #pipe(sock: TLSSocket): Promise<void> {
-    const raw = (sock as unknown as { _parent?: Socket })._parent;
-    if (raw) this.#handshaking.delete(raw);
-    this.#handshaking.delete(sock);
     sock.on("error", () => {}); // a reset ends the relay through "close"
     if (this.#closed) {
       sock.destroy();
@@ -217,6 +277,64 @@ export class TlsGate {
     return (this.#loopback.addr as Deno.NetAddr).port;
   }
 }
+
+/** Binds node's server itself (when sockets cannot be adopted). */
+function listenNode(server: tls.Server, hostname: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, hostname, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+type Adopt = (conn: Deno.Conn) => Socket | undefined;
+let adopter: Promise<Adopt | undefined> | undefined;
+
+/**
+ * Turns a TCP connection accepted by `Deno.listen` into a `node:net` socket for the TLS server,
+ * through the `openFromRid` of Deno's node TCP handle (Deno 2.9.3). Accepting in Deno keeps the
+ * listener's retry when out of descriptors: Deno's node:net server stops accepting for good
+ * after running out (measured: no answer after a 120-connection flood with `ulimit -n 60`).
+ * Undefined when this Deno lacks it; node's server then accepts itself.
+ */
+function socketAdopter(): Promise<Adopt | undefined> {
+  return adopter ??= (async () => {
+    try {
+      // The handle class is reachable only through a bound server's handle.
+      const probe = net.createServer();
+      await listenNode(probe as unknown as tls.Server, "127.0.0.1", 0);
+      const Handle = (probe as unknown as { _handle?: { constructor: HandleClass } })._handle
+        ?.constructor;
+      probe.close();
+      if (typeof Handle?.prototype?.openFromRid !== "function") return undefined;
+      return (conn: Deno.Conn) => {
+        const key = Object.getOwnPropertySymbols(conn)
+          .find((s) => s.description === "Deno.internal.rid");
+        const rid = key && (conn as unknown as Record<symbol, unknown>)[key];
+        if (typeof rid !== "number") return undefined;
+        try {
+          const handle = new Handle(0); // 0: a connected socket, not a server
+          if (handle.openFromRid(rid) !== 0) return undefined;
+          return new net.Socket(
+            { handle } as unknown as ConstructorParameters<typeof net.Socket>[0],
+          );
+        } catch {
+          return undefined; // out of descriptors and the like: the connection is closed
+        }
+      };
+    } catch {
+      return undefined;
+    }
+  })();
+}
+
+/** The part of Deno's node TCP handle used here. */
+type HandleClass = {
+  new (type: number): { openFromRid(rid: number): number };
+  prototype?: { openFromRid?: unknown };
+};
 
 /** Writes all of `bytes`. */
 async function write(to: Deno.Conn, bytes: Uint8Array): Promise<void> {

@@ -74,6 +74,10 @@ Deno.test("HTTPS: clients that never finish the TLS handshake are closed, and fr
       // Generous: this bounds a broken test (with Deno.listenTls alone they are never closed).
       stalled.push(closedByServer(silent, handshakeMs + 10_000));
       stalled.push(closedByServer(partial, handshakeMs + 10_000));
+      // And one that leaves mid-handshake: its server socket must go too.
+      const quitter = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+      await quitter.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]));
+      quitter.close();
     }
     // Meanwhile ordinary clients are answered, over HTTP/1.1 and h2.
     const url = `https://localhost:${l.port}/`;
