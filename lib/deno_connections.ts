@@ -71,7 +71,6 @@ interface Connection {
  */
 export class Connections {
   readonly #open = new Set<Connection>();
-  readonly #handshaking = new Set<Deno.TlsConn>();
   readonly #serve: ServeOnConnection;
   readonly #handler: Handler;
   readonly #onError: (e: unknown) => Response;
@@ -100,8 +99,14 @@ export class Connections {
     Deno.unrefTimer(this.#sweeper); // the sockets, not this timer, keep the process alive
   }
 
-  /** Accepts connections on `socket` until it is closed. */
-  async accept(socket: Deno.Listener): Promise<void> {
+  /**
+   * Accepts connections on `socket` until it is closed, handing each to `onConn` (by default
+   * served here). Accept failures (out of file descriptors and the like) are retried.
+   */
+  async accept(
+    socket: Deno.Listener,
+    onConn: (conn: Deno.Conn) => void = (conn) => this.serve(conn),
+  ): Promise<void> {
     let backoff = 0;
     let failures = 0;
     let reported = -Infinity;
@@ -124,33 +129,16 @@ export class Connections {
         await new Promise((r) => setTimeout(r, backoff));
         continue;
       }
-      if ("handshake" in conn) this.#handshake(conn as Deno.TlsConn);
-      else this.#add(conn);
+      noDelay(conn);
+      onConn(conn);
     }
   }
 
   /**
-   * Serves `conn` once its TLS handshake is done, or closes it after `handshakeMs`, so that the
-   * first-request deadline counts from the handshake. (Deno 2.9.3 keeps the socket itself open
-   * until the handshake ends even after `close()`: docs/threat-model.md.)
+   * Serves `conn` (plain TCP, or TLS with its handshake done: the first-request deadline counts
+   * from now) until it ends or is timed out.
    */
-  async #handshake(conn: Deno.TlsConn): Promise<void> {
-    this.#handshaking.add(conn);
-    const timer = setTimeout(() => close(conn), this.#timeouts.handshakeMs);
-    try {
-      await conn.handshake();
-    } catch (e) {
-      this.#log.debug("TLS handshake failed", { error: reason(e) });
-      close(conn);
-      return;
-    } finally {
-      clearTimeout(timer);
-      this.#handshaking.delete(conn);
-    }
-    this.#add(conn);
-  }
-
-  #add(conn: Deno.Conn): void {
+  serve(conn: Deno.Conn): void {
     if (this.#closing) {
       close(conn);
       return;
@@ -221,7 +209,6 @@ export class Connections {
    */
   async shutdown(): Promise<void> {
     this.#closing = true;
-    for (const conn of this.#handshaking) close(conn);
     const finished: Promise<unknown>[] = [];
     for (const c of this.#open) {
       if (c.busy === 0) {
@@ -237,8 +224,21 @@ export class Connections {
   }
 }
 
+/**
+ * Turns Nagle's algorithm off on a TCP connection (a no-op for others): an answer is written in
+ * a few small pieces (TLS 1.3 session tickets, HTTP/2 frames), and with Nagle a piece waits for
+ * the ACK of the one before, which the client delays by up to 40 ms. Deno's engine sets it on
+ * plain connections by itself; set here on every accepted connection so that no listener depends
+ * on that. Measured on new connections: `deno task bench --first-byte`, docs/performance.md.
+ */
+export function noDelay(conn: Deno.Conn): void {
+  try {
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+  } catch { /* closed already */ }
+}
+
 /** Closes a connection that may already be closed. */
-function close(conn: Deno.Conn): void {
+export function close(conn: Deno.Conn): void {
   try {
     conn.close();
   } catch { /* already closed */ }

@@ -1,17 +1,18 @@
 /**
  * Plain HTTP and HTTPS listeners on Deno's own HTTP engine (HTTP/1.1 and h2c with prior
  * knowledge on plain; ALPN `h2` and `http/1.1` with TLS), connection by connection through
- * {@link Connections} so slow and idle clients are closed, or on `Deno.serve` without those
- * timeouts when the running Deno cannot. A TLS certificate is replaced by binding a second
- * socket with the new certificate to the same port (`SO_REUSEPORT`, only with
- * `--unstable-net`), or else by closing and binding the port again.
+ * {@link Connections} so slow and idle clients are closed (HTTPS through a {@link TlsGate}, which
+ * closes stalled handshakes and takes certificate updates without rebinding the port), or on
+ * `Deno.serve` without those timeouts when the running Deno cannot. There, a TLS certificate is
+ * replaced by binding a second socket with the new certificate to the same port (`SO_REUSEPORT`,
+ * only with `--unstable-net`), or else by closing and binding the port again.
  *
  * @module
  */
 
 import { Connections, serveOnConnection } from "./deno_connections.ts";
+import { TlsGate } from "./tls_gate.ts";
 import {
-  ALPN,
   canReusePort,
   certificateError,
   checkPem,
@@ -20,6 +21,7 @@ import {
   reason,
 } from "./listener.ts";
 import type { Handler, Listener, ListenOptions, ListenTimeouts } from "./listener.ts";
+import type { Logger } from "./log.ts";
 
 /** One bound socket of a plain or HTTPS listener; a certificate update replaces it. */
 interface Front {
@@ -32,12 +34,11 @@ interface Front {
  * Plain HTTP or TLS, on Deno's HTTP engine. Throws synchronously on bind or certificate errors.
  *
  * Connections are accepted here and served one by one ({@link Connections}), so a connection that
- * does not finish its TLS handshake within `handshakeMs`, sends no request within `headersMs`
- * (of connecting or of the handshake) or none within `idleMs` of its last answer is closed.
- * (Deno's TLS closes a socket only once its handshake has ended, so a client stuck mid-handshake
- * keeps its socket until it leaves.) Without `serveOnConnection` (or with `opts.denoServe`),
- * `Deno.serve` runs the socket and there are no such timeouts: a silent or dripping client then
- * holds only its own connection (measured: open after 150 s).
+ * does not finish its TLS handshake within `handshakeMs` ({@link TlsGate}), sends no request
+ * within `headersMs` (of connecting or of the handshake) or none within `idleMs` of its last
+ * answer is closed. Without `serveOnConnection` (or with `opts.denoServe`), `Deno.serve` runs
+ * the socket and there are no such timeouts: a silent, dripping or handshake-stalling client then
+ * holds its connection (measured: open after 150 s).
  */
 export function serveDeno(
   hostname: string,
@@ -45,7 +46,7 @@ export function serveDeno(
   opts: ListenOptions,
   handler: Handler,
   timeouts: ListenTimeouts,
-): Listener {
+): Listener | Promise<Listener> {
   const log = opts.logger;
   const onError = (e: unknown) => {
     log.error("request failed", { error: reason(e) });
@@ -63,11 +64,13 @@ export function serveDeno(
     );
   }
 
+  if (connections && opts.tls) {
+    return serveGated(hostname, port, opts.tls, connections, timeouts, log);
+  }
+
   const bind = (pem: { cert: string; key: string } | undefined, host: string, p: number): Front => {
     if (connections) {
-      const socket = pem
-        ? Deno.listenTls({ hostname: host, port: p, reusePort, alpnProtocols: ALPN, ...pem })
-        : Deno.listen({ hostname: host, port: p });
+      const socket = Deno.listen({ hostname: host, port: p });
       connections.accept(socket);
       return {
         addr: socket.addr,
@@ -199,6 +202,44 @@ export function serveDeno(
     },
   );
   return listener;
+}
+
+/**
+ * HTTPS connection by connection: TLS terminated by a {@link TlsGate} (which closes stalled
+ * handshakes and takes certificate updates on the same socket), relayed to {@link Connections}.
+ */
+async function serveGated(
+  hostname: string,
+  port: number,
+  pem: { cert: string; key: string },
+  connections: Connections,
+  timeouts: ListenTimeouts,
+  log: Logger,
+): Promise<Listener> {
+  const gate = await TlsGate.listen(hostname, port, pem, {
+    accept: (socket, onConn) => void connections.accept(socket, onConn),
+    handshakeMs: timeouts.handshakeMs,
+    log,
+  });
+  let closing: Promise<void> | undefined;
+  return listenerFor(
+    gate.addr.hostname,
+    gate.addr.port,
+    "https",
+    () =>
+      closing ??= Promise.all([gate.close(timeouts.shutdownMs), connections.shutdown()])
+        .then(() => {}),
+    // deno-lint-ignore require-await -- async so that every failure is a rejection
+    async (next) => {
+      if (closing) throw certificateError("the listener is shut down");
+      checkPem(next.cert, next.key, undefined, certificateError);
+      try {
+        gate.update(next);
+      } catch (e) {
+        throw certificateError(e);
+      }
+    },
+  );
 }
 
 /** Binds again (the old socket closes asynchronously), retrying "in use" for up to 1 s. */

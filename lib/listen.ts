@@ -6,15 +6,16 @@
  *
  * - Plain HTTP and TLS use Deno's own HTTP engine, the one behind `Deno.serve` (HTTP/1.1 and h2c
  *   with prior knowledge on plain; ALPN `h2` and `http/1.1` with TLS), one connection at a time so
- *   that slow and idle connections can be closed ({@link ListenTimeouts}).
+ *   that slow and idle connections can be closed ({@link ListenTimeouts}); TLS through a gate
+ *   (`tls_gate.ts`) that closes connections whose handshake stalls.
  * - mTLS (client certificates required) uses `node:http2`'s secure server, because `Deno.serve`
  *   cannot request client certificates; a small adapter turns its requests into Web `Request`s.
  *
  * A TLS listener's certificate can be replaced while it runs ({@link Listener.updateCertificate}):
- * `node:http2` swaps its secure context; a Deno TLS socket cannot, so a second socket with the new
- * certificate is bound to the same port (`SO_REUSEPORT`, which Deno only allows with
- * `--unstable-net`) and the old one closed; without `--unstable-net` the old socket is closed and
- * the port bound again, refusing new connections for a few milliseconds. Open connections finish
+ * `node:http2` swaps its secure context; HTTPS on Deno's engine relays its public port to a
+ * loopback TLS socket (`tls_gate.ts`, which also times out stalled handshakes), and binds a new
+ * loopback socket. Only on the `Deno.serve` fallback is the public port itself bound again
+ * (`SO_REUSEPORT` with `--unstable-net`, else close and bind). Open connections finish
  * undisturbed either way.
  *
  * @module
@@ -56,7 +57,7 @@ export async function serveHealth(opts: ListenOptions): Promise<Listener> {
   const start = (host: string) =>
     opts.clientCa
       ? serveNode(host, port, opts, handler, timeouts)
-      : Promise.resolve(serveDeno(host, port, opts, handler, timeouts));
+      : Promise.resolve().then(() => serveDeno(host, port, opts, handler, timeouts));
   let listener: Listener;
   try {
     try {

@@ -424,15 +424,8 @@ for (const scheme of ["http", "https"] as const) {
     };
     const stops: (() => Promise<void>)[] = [];
     try {
-      // Deno's TLS server closes a connection only once its handshake has ended (the peer
-      // finished or left), so on HTTPS a client stuck before that keeps its socket: asserted
-      // below, so that a Deno that fixes it shows up here (and docs/threat-model.md changes).
-      const stuckLimit = handshakeMs + 1500;
       // 1. TCP connection that never sends a byte (on HTTPS: never starts the handshake).
-      const silent = untilClosed(
-        await Deno.connect({ hostname: "127.0.0.1", port: l.port }),
-        scheme === "https" ? stuckLimit : undefined,
-      );
+      const silent = untilClosed(await Deno.connect({ hostname: "127.0.0.1", port: l.port }));
       // 2. Slowloris: request headers dripped forever.
       const dripper = await open();
       stops.push(dripBytes(dripper, encoded("GET / HTTP/1.1\r\nHost: x\r\nX-A: "), 50));
@@ -450,7 +443,7 @@ for (const scheme of ["http", "https"] as const) {
         ? await Deno.connect({ hostname: "127.0.0.1", port: l.port })
         : undefined;
       await halfway?.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
-      const halfwayClosed = halfway ? untilClosed(halfway, stuckLimit) : Promise.resolve(Infinity);
+      const halfwayClosed = halfway ? untilClosed(halfway) : Promise.resolve(0);
 
       // Meanwhile others get their answers.
       const base = scheme === "https" ? tlsUrl(l, "/ok") : `${l.url}/ok`;
@@ -468,11 +461,11 @@ for (const scheme of ["http", "https"] as const) {
       ]);
       const took = { tSilent, tDrip, tH2, tKept, tHalfway };
       // Generous bounds: each must be closed, and not long before or after its timeout (with
-      // TLS, a silent client never starts the handshake).
+      // TLS, a silent client never starts the handshake, so the handshake timeout applies).
       const within = (what: string, ms: number, limit: number) =>
         assert(ms >= limit * 0.8 && ms < limit + 2500, `${what}: ${JSON.stringify(took)}`);
-      if (scheme === "http") within("silent", tSilent, headersMs);
-      else assertEquals([tSilent, tHalfway], [Infinity, Infinity], "stuck TLS handshakes");
+      within("silent", tSilent, scheme === "http" ? headersMs : handshakeMs);
+      if (halfway) within("stopped mid-handshake", tHalfway, handshakeMs);
       within("slowloris", tDrip, headersMs);
       within("HTTP/2 preface only", tH2, headersMs);
       within("kept-alive", tKept, idleMs);
@@ -760,12 +753,35 @@ function migratesQueuedConnections(): boolean {
   }
 }
 
-const SEAMLESS_HTTPS = "updateCertificate, HTTPS (SO_REUSEPORT): no request in flight fails";
+Deno.test("updateCertificate, HTTPS: the port stays bound, no request fails", async () => {
+  // Connection by connection, the public port is plain TCP in front of a TLS gate
+  // (lib/tls_gate.ts): an update binds a new loopback TLS listener, nothing is refused, with or
+  // without --unstable-net.
+  const { logger, lines } = capturingLogger();
+  const held = holdingHandler();
+  const l = await serve({
+    addr: "localhost:0",
+    tls,
+    reusePort: false,
+    logger,
+    handler: held.handler,
+  });
+  try {
+    const { failures } = await swapUnderLoad(l, held);
+    assertEquals(failures, [], "requests failed during the swaps");
+    assertEquals(lines.filter((l) => l.level !== "info" && l.level !== "debug"), []);
+  } finally {
+    await l.shutdown();
+  }
+});
+
+const SEAMLESS_HTTPS =
+  "updateCertificate, HTTPS on Deno.serve (SO_REUSEPORT): no request in flight fails";
 
 Deno.test(SEAMLESS_HTTPS, async () => {
   if (!canReusePort()) return await inChildWithUnstableNet(SEAMLESS_HTTPS);
   const held = holdingHandler();
-  const l = await serve({ addr: "localhost:0", tls, handler: held.handler });
+  const l = await serve({ addr: "localhost:0", tls, handler: held.handler, denoServe: true });
   try {
     const { ok, failures } = await swapUnderLoad(l, held);
     // Never refused, and every request on an open connection is answered. What Linux queued on
@@ -788,13 +804,14 @@ Deno.test(SEAMLESS_HTTPS, async () => {
   assertEquals(refused, "refused");
 });
 
-Deno.test("updateCertificate, HTTPS without --unstable-net: the port is bound again", async () => {
+Deno.test("updateCertificate, HTTPS on Deno.serve without --unstable-net: the port is bound again", async () => {
   const { logger, lines } = capturingLogger();
   const held = holdingHandler();
   const l = await serve({
     addr: "localhost:0",
     tls,
     reusePort: false,
+    denoServe: true,
     logger,
     handler: held.handler,
   });
@@ -839,7 +856,7 @@ Deno.test("updateCertificate: an unusable pair is refused and the current certif
     ["garbage key", { cert: otherTls.cert, key: "garbage" }, /bad TLS key/],
     ["mismatched key", { cert: otherTls.cert, key: tls.key }, /does not match/],
   ];
-  for (const extra of [{}, { reusePort: false }, { clientCa: ca }]) {
+  for (const extra of [{}, { denoServe: true, reusePort: false }, { clientCa: ca }]) {
     const l = await serve({ addr: "localhost:0", tls, ...extra });
     try {
       for (const [name, pem, re] of bad) {
@@ -867,7 +884,7 @@ Deno.test("updateCertificate: plain HTTP and shut-down listeners refuse; updates
   } finally {
     await plain.shutdown();
   }
-  for (const extra of [{}, { reusePort: false }, { clientCa: ca }]) {
+  for (const extra of [{}, { denoServe: true, reusePort: false }, { clientCa: ca }]) {
     const l = await serve({ addr: "localhost:0", tls, ...extra });
     // Three updates at once end on the last one.
     await Promise.all([
@@ -883,87 +900,93 @@ Deno.test("updateCertificate: plain HTTP and shut-down listeners refuse; updates
 });
 
 /** The status of `GET /` on the port, or 0 when there is no answer within 3 s. */
-function answered(port: number): Promise<number> {
-  return fetchWith(`http://127.0.0.1:${port}/`, {}, { signal: AbortSignal.timeout(3000) })
+function answered(port: number, scheme = "http"): Promise<number> {
+  const url = scheme === "https" ? `https://localhost:${port}/` : `http://127.0.0.1:${port}/`;
+  return fetchWith(url, { caCerts: [ca] }, { signal: AbortSignal.timeout(3000) })
     .then((r) => r.status, () => 0);
 }
 
-Deno.test("out of file descriptors: the listener waits, says so once, and serves again", async () => {
-  if (Deno.build.os !== "linux") {
-    console.warn("SKIPPED: needs Linux (sh and ulimit -n)");
-    return;
-  }
-  // A child with room for ~60 descriptors, flooded with more connections than that.
-  const dir = await Deno.makeTempDir();
-  const script = `${dir}/serve.ts`;
-  await Deno.writeTextFile(
-    script,
-    `import { serveHealth } from "${new URL("./listen.ts", import.meta.url).href}";
+for (const scheme of ["http", "https"]) {
+  Deno.test(`${scheme}: out of file descriptors, the listener waits, says so once, and serves again`, async () => {
+    if (Deno.build.os !== "linux") {
+      console.warn("SKIPPED: needs Linux (sh and ulimit -n)");
+      return;
+    }
+    // A child with room for ~60 descriptors, flooded with more connections than that.
+    const dir = await Deno.makeTempDir();
+    const script = `${dir}/serve.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { serveHealth } from "${new URL("./listen.ts", import.meta.url).href}";
 import { createLogger } from "${new URL("./log.ts", import.meta.url).href}";
 const l = await serveHealth({
   addr: "127.0.0.1:0",
   handler: () => new Response("ok\\n"),
   logger: createLogger({}),
+  tls: ${scheme === "https" ? JSON.stringify(tls) : "undefined"},
 });
 console.log(l.port);
 `,
-  );
-  // stderr goes to a file: with a pipe, Deno 2.9.3 sometimes panicked (ext/signals) when it ran
-  // out of descriptors, and then hung.
-  const log = `${dir}/stderr.log`;
-  const child = new Deno.Command("sh", {
-    args: [
-      "-c",
-      'ulimit -n 60 && exec "$0" run --no-check --allow-net --allow-read --allow-env "$1" 2>"$2"',
-      Deno.execPath(),
-      script,
-      log,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const stderr = () => Deno.readTextFile(log).catch(() => "");
-  const conns: Deno.Conn[] = [];
-  try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
-    while (!out.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("the child ended before listening");
-      out += value;
-    }
-    await reader.cancel();
-    const port = Number(out.trim());
-    // Deno 2.9.3 panics if it runs out of descriptors while still setting itself up (signal
-    // handlers, seen here): one answered request and a pause first. That is Deno's start-up,
-    // not the listener.
-    assertEquals(await answered(port), 200, "before the flood");
-    await sleep(1000);
-    for (let i = 0; i < 120; i++) {
-      conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
-    }
-    await sleep(1500); // the accept loop runs out of descriptors and backs off
-    for (const c of conns.splice(0)) c.close();
-    let status = 0;
-    for (let i = 0; i < 20 && status !== 200; i++) {
-      status = await answered(port);
-      if (status !== 200) await sleep(100);
-    }
-    assertEquals(
-      status,
-      200,
-      `served again once descriptors were free; stderr:\n${await stderr()}`,
     );
-  } finally {
-    for (const c of conns) c.close();
+    // stderr goes to a file: with a pipe, Deno 2.9.3 sometimes panicked (ext/signals) when it ran
+    // out of descriptors, and then hung.
+    const log = `${dir}/stderr.log`;
+    const child = new Deno.Command("sh", {
+      args: [
+        "-c",
+        'ulimit -n 60 && exec "$0" run --no-check --allow-net --allow-read --allow-env "$1" 2>"$2"',
+        Deno.execPath(),
+        script,
+        log,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const stderr = () => Deno.readTextFile(log).catch(() => "");
+    const conns: Deno.Conn[] = [];
     try {
-      child.kill("SIGTERM");
-    } catch { /* it has ended: stderr says why */ }
-    await child.status;
-  }
-  const text = await stderr();
-  await Deno.remove(dir, { recursive: true });
-  const lines = text.split("\n").filter((l) => /cannot accept connections/.test(l));
-  assertEquals(lines.length, 1, `one line per 10 s, got:\n${lines.join("\n")}`);
-  assertMatch(lines[0], /too many open files/);
-});
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let out = "";
+      while (!out.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("the child ended before listening");
+        out += value;
+      }
+      await reader.cancel();
+      const port = Number(out.trim());
+      // Deno 2.9.3 panics if it runs out of descriptors while still setting itself up (signal
+      // handlers, seen here): one answered request and a pause first. That is Deno's start-up,
+      // not the listener.
+      assertEquals(await answered(port, scheme), 200, "before the flood");
+      await sleep(1000);
+      for (let i = 0; i < 120; i++) {
+        conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      }
+      await sleep(1500); // the accept loop runs out of descriptors and backs off
+      for (const c of conns.splice(0)) c.close();
+      let status = 0;
+      for (let i = 0; i < 20 && status !== 200; i++) {
+        status = await answered(port, scheme);
+        if (status !== 200) await sleep(100);
+      }
+      assertEquals(
+        status,
+        200,
+        `served again once descriptors were free; stderr:\n${await stderr()}`,
+      );
+    } finally {
+      for (const c of conns) c.close();
+      try {
+        child.kill("SIGTERM");
+      } catch { /* it has ended: stderr says why */ }
+      await child.status;
+    }
+    const text = await stderr();
+    await Deno.remove(dir, { recursive: true });
+    const lines = text.split("\n").filter((l) => /cannot accept connections/.test(l));
+    // HTTPS may close the connections it cannot take over before accept runs out itself.
+    if (scheme === "https" && lines.length === 0) return;
+    assertEquals(lines.length, 1, `one line per 10 s, got:\n${lines.join("\n")}`);
+    assertMatch(lines[0], /too many open files/);
+  });
+}

@@ -55,11 +55,13 @@ export interface ListenOptions {
   /** Overrides for {@link defaultTimeouts}. */
   timeouts?: Partial<ListenTimeouts>;
   /**
-   * HTTPS (not mTLS) only: bind with `SO_REUSEPORT`, so that {@link Listener.updateCertificate}
-   * can start the new server before the old one stops (no connection is refused). Deno allows it
-   * only with `--unstable-net` (and exits the process when it is asked for without), so the
-   * default is {@link canReusePort}(); `true` without `--unstable-net` is a listen error;
-   * `false` makes certificate updates close and bind the port again.
+   * HTTPS on `Deno.serve` only (`denoServe`, or a Deno without per-connection serving; otherwise
+   * the port is never bound again): bind with `SO_REUSEPORT`, so that
+   * {@link Listener.updateCertificate} can start the new server before the old one stops (no
+   * connection is refused). Deno allows it only with `--unstable-net` (and exits the process when
+   * it is asked for without), so the default is {@link canReusePort}(); `true` without
+   * `--unstable-net` is a listen error; `false` makes certificate updates close and bind the port
+   * again.
    */
   reusePort?: boolean;
   /**

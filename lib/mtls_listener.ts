@@ -9,6 +9,7 @@
 
 import http2 from "node:http2";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { bounded, certificateError, checkPem, listenerFor, reason } from "./listener.ts";
 import type { Handler, Listener, ListenOptions, ListenTimeouts } from "./listener.ts";
@@ -73,6 +74,9 @@ export async function serveNode(
     } else fillMissingAuthority(sock, urlHost(hostname));
     serveSocket.call(server, sock);
   };
+  // Nagle off, as on every listener (see noDelay in deno_connections.ts): node:http2 in Deno
+  // leaves it on, and an answer written in pieces would wait for the client's delayed ACK.
+  server.on("connection", (sock: Socket) => sock.setNoDelay(true));
   server.on("secureConnection", (sock: TLSSocket) => {
     // Verified by the TLS stack in this handshake: nothing more to check. A resumed session is
     // always checked here: Deno 2.9.3 reports it `authorized` even when the handshake that

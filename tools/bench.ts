@@ -8,10 +8,16 @@
  *   64 connections with `-check-interval=1s`, reporting req/s, p50, p99 and the
  *   HTTP-requests-per-RPC ratio counted at the upstream;
  * - a yardstick: a bare `Deno.serve` answering a constant, 64 connections, so figures from
- *   machines of different speed can be read as a share of what the runtime itself does.
+ *   machines of different speed can be read as a share of what the runtime itself does;
+ * - HTTPS (`-https-listen-cert/-key`, `-check-interval=1s`, 64 connections, HTTP/1.1 by wrk),
+ *   next to a bare `Deno.serve` over TLS;
+ * - first byte on a new connection (`--first-byte`, alone): curl's `time_starttransfer` over 30
+ *   new connections each (median and p90) for plain HTTP/1.1, HTTPS HTTP/1.1 and h2, mTLS h2,
+ *   and a bare `Deno.serve` over TLS (HTTP/1.1 and h2), answering from memory.
  *
- * Needs `wrk` and `/usr/bin/time` (`apt-get install wrk time`); a part whose tool is missing
- * says SKIPPED.
+ * `--probe-only`, `--server-only`, `--https-only` and `--first-byte` run one part. Needs `wrk`,
+ * `curl` and `/usr/bin/time` (`apt-get install wrk curl time`); a part whose tool is missing says
+ * SKIPPED.
  *
  * @module
  */
@@ -107,31 +113,38 @@ interface CountingUpstream {
  * The yardstick: `Deno.serve` answering a constant `SERVING` with nothing else, so that figures
  * from machines of different speed can be compared as a share of what the runtime itself does.
  */
-const bareServer = (port: number) =>
-  `Deno.serve({ hostname: "127.0.0.1", port: ${port}, onListen() {} }, () => ` +
-  `new Response("SERVING\\n", { headers: { "content-type": "text/plain" } }));`;
+const bareServer = (port: number, tls = false) =>
+  `Deno.serve({ hostname: "127.0.0.1", port: ${port}, onListen() {}` +
+  (tls
+    ? `, cert: Deno.readTextFileSync(${JSON.stringify(cert("server.pem"))}), ` +
+      `key: Deno.readTextFileSync(${JSON.stringify(cert("server-key.pem"))})`
+    : "") +
+  `}, () => new Response("SERVING\\n", { headers: { "content-type": "text/plain" } }));`;
+const cert = (name: string) => `${root}certs/${name}`;
+/** The proxy's flags for an HTTPS listener, and with client certificates (mTLS). */
+const httpsFlags = [
+  `-https-listen-cert=${cert("server.pem")}`,
+  `-https-listen-key=${cert("server-key.pem")}`,
+];
+const mtlsFlags = [...httpsFlags, "-https-listen-verify", `-https-listen-ca=${cert("ca.pem")}`];
 const noUpstream: CountingUpstream = {
   target: "none",
   checkCount: () => 0,
   resetCounts: () => {},
 };
 
-async function benchServer(
+/** A proxy (main.ts with `flags`) or, for `noUpstream`, a bare `Deno.serve`, answering on `url`. */
+async function startServer(
   fixture: CountingUpstream,
-  label: string,
   flags: string[],
-  connections: number,
-): Promise<void> {
-  if (!(await has("wrk"))) {
-    console.log(`SKIPPED ${label}: wrk missing (apt-get install wrk)`);
-    return;
-  }
+  tls: boolean,
+): Promise<{ url: string; stop(): Promise<void> }> {
   const port = freePort();
   const yardstick = fixture === noUpstream;
-  // The yardstick's script comes on stdin, so it runs with --allow-net alone (`deno eval` would
-  // grant every permission).
+  // The yardstick's script comes on stdin, so it runs with --allow-net (and --allow-read for
+  // its certificate) alone (`deno eval` would grant every permission).
   const proxy = new Deno.Command(Deno.execPath(), {
-    args: yardstick ? ["run", "--allow-net", "-"] : [
+    args: yardstick ? ["run", "--allow-net", "--allow-read", "-"] : [
       "run",
       ...perms,
       `${root}main.ts`,
@@ -146,21 +159,44 @@ async function benchServer(
   }).spawn();
   if (yardstick) {
     const writer = proxy.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(bareServer(port)));
+    await writer.write(new TextEncoder().encode(bareServer(port, tls)));
     await writer.close();
   }
-  const url = `http://127.0.0.1:${port}/`;
-  try {
-    for (let i = 0; i < 100; i++) {
-      try {
-        const r = await fetch(url);
-        await r.body?.cancel();
-        if (r.status === 200) break;
-      } catch {
-        // not listening yet
-      }
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${port}/`;
+  // Ready once a TCP connection is accepted (answers need no upstream with -check-interval).
+  for (let i = 0; i < 200; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+  await new Promise((r) => setTimeout(r, 1500)); // the first -check-interval check
+  return {
+    url,
+    async stop() {
+      proxy.kill("SIGTERM");
+      await proxy.status;
+    },
+  };
+}
+
+async function benchServer(
+  fixture: CountingUpstream,
+  label: string,
+  flags: string[],
+  connections: number,
+  tls = false,
+): Promise<void> {
+  if (!(await has("wrk"))) {
+    console.log(`SKIPPED ${label}: wrk missing (apt-get install wrk)`);
+    return;
+  }
+  const yardstick = fixture === noUpstream;
+  const server = await startServer(fixture, flags, tls);
+  const url = server.url;
+  try {
     await wrk(url, connections, 2); // warm-up (JIT, connections)
     fixture.resetCounts();
     const seconds = 10;
@@ -174,8 +210,72 @@ async function benchServer(
         `${r.requests} requests (${r.non2xx} non-2xx)${upstream}`,
     );
   } finally {
-    proxy.kill("SIGTERM");
-    await proxy.status;
+    await server.stop();
+  }
+}
+
+/**
+ * Time to the first byte of an answer on a new connection (connect, TLS handshake, request),
+ * curl's `time_starttransfer`, over `runs` connections: median and p90 in ms.
+ */
+async function benchFirstByte(
+  fixture: CountingUpstream,
+  label: string,
+  flags: string[],
+  curlArgs: string[],
+  tls: boolean,
+  runs = 30,
+): Promise<void> {
+  const server = await startServer(fixture, flags, tls);
+  const ms: number[] = [];
+  let failed = 0;
+  try {
+    const port = new URL(server.url).port;
+    // localhost (the certificate's name) resolved to where the server listens.
+    const url = tls ? `https://localhost:${port}/` : server.url;
+    const args = ["-s", "-o", "/dev/null", "--resolve", `localhost:${port}:127.0.0.1`];
+    args.push("--cacert", cert("ca.pem"), "-w", "%{http_code} %{time_starttransfer}");
+    for (let i = 0; i < runs + 2; i++) {
+      const out = await new Deno.Command("curl", {
+        args: [...args, ...curlArgs, url],
+        stdout: "piped",
+      })
+        .output();
+      const [code, seconds] = new TextDecoder().decode(out.stdout).split(" ");
+      if (i < 2) continue; // warm-up
+      if (code !== "200") failed++;
+      else ms.push(Number(seconds) * 1000);
+    }
+  } finally {
+    await server.stop();
+  }
+  ms.sort((a, b) => a - b);
+  const p90 = ms[Math.ceil(ms.length * 0.9) - 1];
+  console.log(
+    `first byte, new connection, ${label} (${runs} runs): median ${median(ms).toFixed(1)} ms, ` +
+      `p90 ${p90.toFixed(1)} ms, max ${ms.at(-1)!.toFixed(1)} ms, over 30 ms: ` +
+      `${ms.filter((t) => t > 30).length}${failed ? `, ${failed} not 200` : ""}`,
+  );
+}
+
+/** The `--first-byte` part: every listener and protocol, and the bare TLS yardstick. */
+async function firstBytes(fixture: HealthFixture): Promise<void> {
+  if (!(await has("curl"))) {
+    console.log("SKIPPED first byte: curl missing (apt-get install curl)");
+    return;
+  }
+  const memory = ["-check-interval=1s"];
+  const client = ["--cert", cert("client.pem"), "--key", cert("client-key.pem")];
+  const parts: [CountingUpstream, string, string[], string[], boolean][] = [
+    [noUpstream, "bare Deno.serve over TLS, HTTP/1.1", [], ["--http1.1"], true],
+    [noUpstream, "bare Deno.serve over TLS, h2", [], ["--http2"], true],
+    [fixture, "plain HTTP/1.1", memory, ["--http1.1"], false],
+    [fixture, "HTTPS HTTP/1.1", [...memory, ...httpsFlags], ["--http1.1"], true],
+    [fixture, "HTTPS h2", [...memory, ...httpsFlags], ["--http2"], true],
+    [fixture, "mTLS h2", [...memory, ...mtlsFlags], ["--http2", ...client], true],
+  ];
+  for (const [upstream, label, flags, curlArgs, tls] of parts) {
+    await benchFirstByte(upstream, label, flags, curlArgs, tls);
   }
 }
 
@@ -183,7 +283,9 @@ if (import.meta.main) {
   const fixture = await HealthFixture.start();
   try {
     console.log(`deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores`);
-    if (!args.has("--server-only")) {
+    const only = ["--probe-only", "--server-only", "--https-only", "--first-byte"]
+      .find((a) => args.has(a));
+    if (!only || only === "--probe-only") {
       await benchProbe(fixture, "deno run main.ts", [`${root}main.ts`]);
       const build = await new Deno.Command(Deno.execPath(), {
         args: [
@@ -200,7 +302,7 @@ if (import.meta.main) {
         await benchProbe(fixture, "bundle (deno task build)", ["--no-config", "/tmp/ghp_bench.js"]);
       }
     }
-    if (!args.has("--probe-only")) {
+    if (!only || only === "--server-only") {
       await benchServer(noUpstream, "yardstick: bare Deno.serve, 64 connections", [], 64);
       await benchServer(fixture, "server, on-demand checks, 16 connections", [], 16);
       // The same against a minimal HTTP/2 gRPC responder: grpc-js's server under Deno costs
@@ -228,6 +330,23 @@ if (import.meta.main) {
         64,
       );
     }
+    if (!only || only === "--https-only") {
+      await benchServer(
+        noUpstream,
+        "yardstick: bare Deno.serve over TLS, 64 connections",
+        [],
+        64,
+        true,
+      );
+      await benchServer(
+        fixture,
+        "server, HTTPS, -check-interval=1s, 64 connections",
+        ["-check-interval=1s", ...httpsFlags],
+        64,
+        true,
+      );
+    }
+    if (!only || only === "--first-byte") await firstBytes(fixture);
   } finally {
     await fixture.stop();
   }
