@@ -84,11 +84,8 @@ Deno.test({
     try {
       assertEquals((await get(server.health.url)).status, 200);
       fixture.setStatus("", "NOT_SERVING");
-      assertEquals(await get(server.health.url), {
-        status: 503,
-        body: "NOT_SERVING\n",
-        headers: (await fetch(server.health.url)).headers,
-      });
+      const flipped = await get(server.health.url);
+      assertEquals([flipped.status, flipped.body], [503, "NOT_SERVING\n"]);
       fixture.setStatus("", "SERVING");
       assertEquals((await get(server.health.url)).status, 200);
 
