@@ -8,7 +8,10 @@
  *   64 connections with `-check-interval=1s`, reporting req/s, p50, p99 and the
  *   HTTP-requests-per-RPC ratio counted at the upstream;
  * - a yardstick: a bare `Deno.serve` answering a constant, 64 connections, so figures from
- *   machines of different speed can be read as a share of what the runtime itself does.
+ *   machines of different speed can be read as a share of what the runtime itself does;
+ * - the probe's fast path (`--fast-path` runs only this): median wall, CPU and peak RSS of 10
+ *   runs against SERVING plaintext and TLS (`-tls-ca-cert`) upstreams, next to a bare
+ *   `deno run` hello and to the same probe forced onto grpc-js, with the ratios to the hello.
  *
  * Needs `wrk` and `/usr/bin/time` (`apt-get install wrk time`); a part whose tool is missing
  * says SKIPPED.
@@ -18,6 +21,7 @@
 
 import { HealthFixture } from "../tests/fixture/health_server.ts";
 import { startRawUpstream } from "../tests/fixture/raw_upstream.ts";
+import { PATH_SWITCH } from "../lib/probe.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const perms = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
@@ -70,6 +74,83 @@ async function benchProbe(fixture: HealthFixture, label: string, script: string[
     `probe, ${label} (SERVING, plaintext, ${runs} runs): median ${median(walls).toFixed(0)} ms ` +
       `wall, median peak RSS ${median(rss).toFixed(1)} MB (max ${Math.max(...rss).toFixed(1)} MB)`,
   );
+}
+
+/** Median wall (around the spawn), CPU (user + system) and peak RSS of one command. */
+interface RunFigures {
+  wallMs: number;
+  cpuMs: number;
+  rssMb: number;
+}
+
+async function measure(
+  argv: string[],
+  env: Record<string, string> = {},
+  runs = 10,
+): Promise<RunFigures> {
+  const walls: number[] = [];
+  const cpus: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < runs + 1; i++) {
+    const started = performance.now();
+    const out = await new Deno.Command("/usr/bin/time", {
+      args: ["-f", "%U %S %M", ...argv],
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const wall = performance.now() - started;
+    const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
+    if (out.code !== 0) throw new Error(`${argv.join(" ")} failed: ${lines.join(" ")}`);
+    if (i === 0) continue; // warms the cache
+    const [user, sys, kb] = lines.at(-1)!.split(" ").map(Number);
+    walls.push(wall);
+    cpus.push((user + sys) * 1000);
+    rss.push(kb / 1024);
+  }
+  return { wallMs: median(walls), cpuMs: median(cpus), rssMb: median(rss) };
+}
+
+/**
+ * The probe's fast path against a bare `deno run` hello (the floor of any Deno program) and
+ * against the same probe forced onto grpc-js, for a SERVING plaintext and TLS upstream. The
+ * issue's targets: at most 1.35x the hello's wall time and at most 8 MB above its peak RSS.
+ */
+async function benchFastPath(): Promise<void> {
+  if (!(await has("/usr/bin/time"))) {
+    console.log("SKIPPED probe fast path: /usr/bin/time missing (apt-get install time)");
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "ghp-bench-" });
+  const plain = await HealthFixture.start();
+  const tls = await HealthFixture.start({ tls: "tls" });
+  try {
+    const hello = `${dir}/hello.ts`;
+    await Deno.writeTextFile(hello, 'console.log("hello");\n');
+    const h = await measure([Deno.execPath(), "run", hello]);
+    const show = (label: string, f: RunFigures) =>
+      console.log(
+        `${label}: median ${f.wallMs.toFixed(0)} ms wall (${(f.wallMs / h.wallMs).toFixed(2)}x), ` +
+          `${f.cpuMs.toFixed(0)} ms CPU, peak RSS ${f.rssMb.toFixed(1)} MB ` +
+          `(${f.rssMb - h.rssMb >= 0 ? "+" : ""}${(f.rssMb - h.rssMb).toFixed(1)} MB)`,
+      );
+    show("hello, deno run (10 runs; ratios below are to this)", h);
+    const targets: [string, string[]][] = [
+      ["plaintext", [`-addr=${plain.target}`]],
+      ["TLS -tls-ca-cert", [`-addr=${tls.target}`, "-tls", `-tls-ca-cert=${root}certs/ca.pem`]],
+    ];
+    for (const [what, flags] of targets) {
+      const probe = [Deno.execPath(), "run", ...perms, `${root}main.ts`, ...flags];
+      show(`probe, SERVING ${what}, fast path`, await measure(probe));
+      show(
+        `probe, SERVING ${what}, forced grpc-js`,
+        await measure(probe, { [PATH_SWITCH]: "grpc-js" }),
+      );
+    }
+  } finally {
+    await Promise.all([plain.stop(), tls.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 interface WrkResult {
@@ -183,7 +264,9 @@ if (import.meta.main) {
   const fixture = await HealthFixture.start();
   try {
     console.log(`deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores`);
-    if (!args.has("--server-only")) {
+    // --fast-path runs only the fast path's section.
+    const fastOnly = args.has("--fast-path");
+    if (!args.has("--server-only") && !fastOnly) {
       await benchProbe(fixture, "deno run main.ts", [`${root}main.ts`]);
       const build = await new Deno.Command(Deno.execPath(), {
         args: [
@@ -200,7 +283,8 @@ if (import.meta.main) {
         await benchProbe(fixture, "bundle (deno task build)", ["--no-config", "/tmp/ghp_bench.js"]);
       }
     }
-    if (!args.has("--probe-only")) {
+    if (!args.has("--server-only")) await benchFastPath();
+    if (!args.has("--probe-only") && !fastOnly) {
       await benchServer(noUpstream, "yardstick: bare Deno.serve, 64 connections", [], 64);
       await benchServer(fixture, "server, on-demand checks, 16 connections", [], 16);
       // The same against a minimal HTTP/2 gRPC responder: grpc-js's server under Deno costs
