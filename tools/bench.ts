@@ -83,32 +83,46 @@ interface RunFigures {
   rssMb: number;
 }
 
-async function measure(
-  argv: string[],
-  env: Record<string, string> = {},
-  runs = 10,
-): Promise<RunFigures> {
-  const walls: number[] = [];
-  const cpus: number[] = [];
-  const rss: number[] = [];
-  for (let i = 0; i < runs + 1; i++) {
-    const started = performance.now();
-    const out = await new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%U %S %M", ...argv],
-      env,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const wall = performance.now() - started;
-    const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
-    if (out.code !== 0) throw new Error(`${argv.join(" ")} failed: ${lines.join(" ")}`);
-    if (i === 0) continue; // warms the cache
-    const [user, sys, kb] = lines.at(-1)!.split(" ").map(Number);
-    walls.push(wall);
-    cpus.push((user + sys) * 1000);
-    rss.push(kb / 1024);
+/** A command to measure, and its label. */
+interface Measured {
+  label: string;
+  argv: string[];
+  env?: Record<string, string>;
+}
+
+/** One run of `argv` under GNU time: wall, CPU and peak RSS. */
+async function runOnce(m: Measured): Promise<RunFigures> {
+  const started = performance.now();
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%U %S %M", ...m.argv],
+    env: m.env ?? {},
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const wallMs = performance.now() - started;
+  const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
+  if (out.code !== 0) throw new Error(`${m.label} failed: ${lines.join(" ")}`);
+  const [user, sys, kb] = lines.at(-1)!.split(" ").map(Number);
+  return { wallMs, cpuMs: (user + sys) * 1000, rssMb: kb / 1024 };
+}
+
+/**
+ * Medians of `runs` runs of each command, run in rounds (each command once per round, after one
+ * warm-up round) so that a shared machine's load changes weigh on all of them alike.
+ */
+async function measureRounds(commands: Measured[], runs = 10): Promise<RunFigures[]> {
+  const all: RunFigures[][] = commands.map(() => []);
+  for (let round = 0; round < runs + 1; round++) {
+    for (const [i, m] of commands.entries()) {
+      const f = await runOnce(m);
+      if (round > 0) all[i].push(f); // round 0 warms the cache
+    }
   }
-  return { wallMs: median(walls), cpuMs: median(cpus), rssMb: median(rss) };
+  return all.map((fs) => ({
+    wallMs: median(fs.map((f) => f.wallMs)),
+    cpuMs: median(fs.map((f) => f.cpuMs)),
+    rssMb: median(fs.map((f) => f.rssMb)),
+  }));
 }
 
 /**
@@ -121,35 +135,51 @@ async function benchFastPath(): Promise<void> {
     console.log("SKIPPED probe fast path: /usr/bin/time missing (apt-get install time)");
     return;
   }
-  const dir = await Deno.makeTempDir({ prefix: "ghp-bench-" });
   const plain = await HealthFixture.start();
   const tls = await HealthFixture.start({ tls: "tls" });
   try {
-    const hello = `${dir}/hello.ts`;
-    await Deno.writeTextFile(hello, 'console.log("hello");\n');
-    const h = await measure([Deno.execPath(), "run", hello]);
-    const show = (label: string, f: RunFigures) =>
-      console.log(
-        `${label}: median ${f.wallMs.toFixed(0)} ms wall (${(f.wallMs / h.wallMs).toFixed(2)}x), ` +
-          `${f.cpuMs.toFixed(0)} ms CPU, peak RSS ${f.rssMb.toFixed(1)} MB ` +
-          `(${f.rssMb - h.rssMb >= 0 ? "+" : ""}${(f.rssMb - h.rssMb).toFixed(1)} MB)`,
-      );
-    show("hello, deno run (10 runs; ratios below are to this)", h);
-    const targets: [string, string[]][] = [
-      ["plaintext", [`-addr=${plain.target}`]],
-      ["TLS -tls-ca-cert", [`-addr=${tls.target}`, "-tls", `-tls-ca-cert=${root}certs/ca.pem`]],
+    const deno = Deno.execPath();
+    // Run as main.ts is (same directory, so the same deno.json is read): the ratios are the
+    // probe's own cost.
+    const hello = `${root}tools/hello.ts`;
+    const ca = `${root}certs/ca.pem`;
+    const probe = (flags: string[]) => [deno, "run", ...perms, `${root}main.ts`, ...flags];
+    const plainFlags = [`-addr=${plain.target}`];
+    const tlsFlags = [`-addr=${tls.target}`, "-tls", `-tls-ca-cert=${ca}`];
+    const grpcJs = { [PATH_SWITCH]: "grpc-js" };
+    const commands: Measured[] = [
+      { label: "hello, deno run tools/hello.ts (ratios are to this)", argv: [deno, "run", hello] },
+      {
+        label: "hello + one h2c fetch (the floor of the fast path)",
+        argv: [deno, "run", "--allow-net", hello, "127.0.0.1", `${plain.port}`],
+      },
+      {
+        label: "hello + one Deno.connectTls handshake (the floor of TLS)",
+        argv: [deno, "run", "--allow-net", "--allow-read", hello, "127.0.0.1", `${tls.port}`, ca],
+      },
+      { label: "probe, SERVING plaintext, fast path", argv: probe(plainFlags) },
+      { label: "probe, SERVING plaintext, forced grpc-js", argv: probe(plainFlags), env: grpcJs },
+      { label: "probe, SERVING TLS -tls-ca-cert, fast path", argv: probe(tlsFlags) },
+      {
+        label: "probe, SERVING TLS -tls-ca-cert, forced grpc-js",
+        argv: probe(tlsFlags),
+        env: grpcJs,
+      },
     ];
-    for (const [what, flags] of targets) {
-      const probe = [Deno.execPath(), "run", ...perms, `${root}main.ts`, ...flags];
-      show(`probe, SERVING ${what}, fast path`, await measure(probe));
-      show(
-        `probe, SERVING ${what}, forced grpc-js`,
-        await measure(probe, { [PATH_SWITCH]: "grpc-js" }),
+    const runs = 10;
+    const figures = await measureRounds(commands, runs);
+    const h = figures[0];
+    console.log(`probe fast path (${runs} runs each, in rounds; medians):`);
+    for (const [i, f] of figures.entries()) {
+      const rss = f.rssMb - h.rssMb;
+      console.log(
+        `  ${commands[i].label}: ${f.wallMs.toFixed(0)} ms wall ` +
+          `(${(f.wallMs / h.wallMs).toFixed(2)}x), ${f.cpuMs.toFixed(0)} ms CPU, peak RSS ` +
+          `${f.rssMb.toFixed(1)} MB (${rss >= 0 ? "+" : ""}${rss.toFixed(1)} MB)`,
       );
     }
   } finally {
     await Promise.all([plain.stop(), tls.stop()]);
-    await Deno.remove(dir, { recursive: true });
   }
 }
 
