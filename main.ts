@@ -8,7 +8,6 @@
  * @module
  */
 
-import process from "node:process";
 import { type Config, parseFlags, usage } from "./lib/flags.ts";
 import { invalidArgumentExit } from "./lib/status.ts";
 import { errorLine, writeStderr } from "./lib/log.ts";
@@ -41,6 +40,9 @@ export function missingPermission(): string | undefined {
   return undefined;
 }
 
+/** Whether grpc-js or the server ran, which may leave connections to drain at exit. */
+let drainGuardNeeded = false;
+
 async function runMode(config: Config, io: MainIo): Promise<number> {
   const missing = missingPermission();
   if (missing) {
@@ -48,12 +50,13 @@ async function runMode(config: Config, io: MainIo): Promise<number> {
     return invalidArgumentExit[config.mode];
   }
   if (config.mode === "server") {
+    drainGuardNeeded = true;
     // Loaded only here: probe start-up must not pay for the HTTP server and metrics.
     const { runServer } = await import("./lib/server.ts");
     return await runServer(config);
   }
   // Loaded after the permission check: importing grpc-js reads the environment.
-  const { runOneShot } = await import("./lib/probe.ts");
+  const { grpcJsUsed, runOneShot } = await import("./lib/probe.ts");
   const cancel = abortOnTermination(() => io.stderr("cancellation received\n"));
   try {
     return await runOneShot(config.mode, config, {
@@ -62,6 +65,7 @@ async function runMode(config: Config, io: MainIo): Promise<number> {
     });
   } finally {
     cancel.dispose();
+    drainGuardNeeded = grpcJsUsed();
   }
 }
 
@@ -94,10 +98,15 @@ export async function main(
 /**
  * The name this program was started under: the compiled binary's as invoked (`argv[0]`, so a
  * symlink named grpc_health_probe selects probe mode; `Deno.execPath()` would resolve the link)
- * or the script's (`Deno.mainModule` keeps a script symlink's own name).
+ * or the script's (`Deno.mainModule` keeps a script symlink's own name). Deno has no `argv[0]`
+ * of its own and `node:process` adds ~7 MB to a probe, so it is loaded only when the name can
+ * change the mode: not when the flags already select probe mode and parse.
  */
-function invokedAs(): string {
+async function invokedAs(args: string[]): Promise<string> {
   const script = decodeURIComponent(new URL(Deno.mainModule).pathname);
+  const byFlags = parseFlags(args, script);
+  if (byFlags.ok && byFlags.config.mode === "probe") return script;
+  const { default: process } = await import("node:process");
   const binary = process.argv0;
   return /grpc_health_probe(\.[a-z]+)?$/.test(binary) ? binary : script;
 }
@@ -109,9 +118,10 @@ if (import.meta.main) {
     e.preventDefault();
     writeStderr(`error: unexpected failure: ${errorLine(e.reason)}\n`);
   });
-  const code = await main(Deno.args, invokedAs());
+  const code = await main(Deno.args, await invokedAs(Deno.args));
   // Let the event loop drain so the upstream connection closes gracefully (GOAWAY, FIN), but
   // never hang on something left open.
   Deno.exitCode = code;
-  Deno.unrefTimer(setTimeout(() => Deno.exit(code), 2000));
+  // The fast path leaves nothing open; a first timer would cost it ~4 MB (docs/performance.md).
+  if (drainGuardNeeded) Deno.unrefTimer(setTimeout(() => Deno.exit(code), 2000));
 }

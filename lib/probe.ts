@@ -8,12 +8,10 @@
 
 import { formatGoDuration } from "./duration.ts";
 import { type CheckResult, probeExit, runcliExit, statusTable, worstResult } from "./status.ts";
-import {
-  CONNECT_TIMEOUT,
-  UpstreamConfigError,
-  UpstreamHealth,
-  type UpstreamOptions,
-} from "./upstream.ts";
+import { FastHealth } from "./fast_check.ts";
+import { CONNECT_TIMEOUT, dialTarget, type UpstreamOptions } from "./upstream_options.ts";
+// grpc-js (upstream.ts) is imported only when the fast path cannot decide: loading it and
+// node:http2 costs more than the whole check otherwise (docs/performance.md).
 
 /** The one-shot modes. */
 export type OneShotMode = "probe" | "runcli";
@@ -93,32 +91,102 @@ export function runcliLine(r: CheckResult, opts: OneShotOptions): string {
 }
 
 /**
- * Runs a one-shot check of every service and returns the exit code. Unreadable TLS files are
- * invalid arguments. The channel is closed gracefully before this returns.
+ * How long the fast path may take before grpc-js is asked instead: a quarter of the connect
+ * timeout, at most this. grpc-js then gets the rest of the connect timeout, so a silent upstream
+ * fails to connect as late as it always did.
  */
-export async function runOneShot(
-  mode: OneShotMode,
+const FAST_PATH_GRACE_MS = 250;
+
+/** grpc-js's error for a call the client cancelled, as `grpcErrorDetail` spells it. */
+const CANCELLED_ON_CLIENT = "rpc error: code = Canceled desc = Cancelled on client";
+
+/**
+ * Test-only switch (not a user flag): `grpc-js` skips the fast path, `fast` lets it wait a
+ * quarter of the connect timeout however long that is (so a slow test machine still exercises
+ * it). The differential test and the benchmark use it.
+ */
+export const PATH_SWITCH = "GRPC_HEALTH_PROXY_TEST_PATH";
+
+function pathSwitch(): string | undefined {
+  try {
+    return Deno.env.get(PATH_SWITCH);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks the services on the fast path, in order, until one is not definitively answered or the
+ * grace period is over; returns the results it has and the time it took.
+ */
+async function fastChecks(
   opts: OneShotOptions,
   io: OneShotIo,
-): Promise<number> {
-  const invalid = mode === "probe" ? probeExit.INVALID_ARGUMENTS : runcliExit.INVALID_ARGUMENTS;
-  let upstream: UpstreamHealth;
+  verbose: boolean,
+): Promise<CheckResult[]> {
+  const forced = pathSwitch();
+  if (forced === "grpc-js") return [];
+  const fast = await FastHealth.open(opts);
+  if (!(fast instanceof FastHealth)) {
+    if (verbose) io.print(`fast path: not used (${fast.unsupported})`);
+    return [];
+  }
+  const quarter = opts.connectTimeoutMs / 4;
+  const grace = forced === "fast" ? quarter : Math.min(FAST_PATH_GRACE_MS, quarter);
+  const timeout = AbortSignal.timeout(Math.max(1, grace));
+  const signal = io.signal ? AbortSignal.any([timeout, io.signal]) : timeout;
+  const results: CheckResult[] = [];
   try {
-    upstream = new UpstreamHealth(opts);
-  } catch (err) {
-    if (err instanceof UpstreamConfigError) {
-      io.print(`error: ${err.message}`);
-      return invalid;
+    for (const service of opts.services) {
+      // Cancelled before the call went out: grpc-js says so as it always did.
+      if (io.signal?.aborted) break;
+      const answer = await fast.check(service, signal);
+      if ("fallback" in answer && io.signal?.aborted) {
+        // Cancelled while the call was out: what grpc-js says when it cancels a call.
+        if (verbose) io.print("fast path: cancelled");
+        results.push({ service, outcome: "RPC_ERROR", detail: CANCELLED_ON_CLIENT });
+        break;
+      }
+      if ("fallback" in answer) {
+        const why = timeout.aborted ? `no answer within ${grace}ms` : answer.fallback;
+        if (verbose) io.print(`fast path: asking grpc-js (${why})`);
+        break;
+      }
+      results.push(answer.result);
     }
+  } finally {
+    fast.close();
+  }
+  return results;
+}
+
+let grpcJsLoaded = false;
+
+/** Whether a check used grpc-js (whose connections may still be closing). */
+export function grpcJsUsed(): boolean {
+  return grpcJsLoaded;
+}
+
+/** Checks `services` with grpc-js, one after another on one channel. */
+async function grpcJsChecks(
+  opts: OneShotOptions,
+  services: readonly string[],
+  connectBudgetMs: number,
+  io: OneShotIo,
+): Promise<CheckResult[] | { configError: string }> {
+  grpcJsLoaded = true;
+  const { UpstreamConfigError, UpstreamHealth } = await import("./upstream.ts");
+  let upstream: InstanceType<typeof UpstreamHealth>;
+  try {
+    upstream = new UpstreamHealth({ ...opts, connectTimeoutMs: connectBudgetMs });
+  } catch (err) {
+    if (err instanceof UpstreamConfigError) return { configError: err.message };
     throw err;
   }
   try {
-    const verbose = opts.verbosity > 0;
-    if (verbose) io.print(`establishing connection to "${upstream.target}"`);
-    const started = performance.now();
     const results: CheckResult[] = [];
-    // One service after another on one channel: the first one pays for the connection.
-    for (const service of opts.services) {
+    // The first one pays for the connection.
+    for (const service of services) {
       const previous = results.at(-1);
       // Without a connection the other services cannot be checked either: do not wait again.
       results.push(
@@ -127,18 +195,50 @@ export async function runOneShot(
           : await upstream.explain(await upstream.check(service, io.signal)),
       );
     }
-    if (verbose) {
-      io.print(`time elapsed: ${formatGoDuration(Math.round(performance.now() - started))}`);
-    }
-    const line = mode === "probe" ? probeLine : runcliLine;
-    const several = results.length > 1;
-    for (const r of results) {
-      const text = line(r, opts);
-      io.print(several ? `service ${JSON.stringify(r.service)}: ${text}` : text);
-    }
-    const worst = statusTable[worstResult(results).outcome];
-    return mode === "probe" ? worst.probe : worst.runcli;
+    return results;
   } finally {
     upstream.close();
   }
+}
+
+/**
+ * Runs a one-shot check of every service and returns the exit code: on the fast path when it
+ * answers definitively, else with grpc-js. Unreadable TLS files are invalid arguments. The
+ * connections are closed gracefully before this returns.
+ */
+export async function runOneShot(
+  mode: OneShotMode,
+  opts: OneShotOptions,
+  io: OneShotIo,
+): Promise<number> {
+  const invalid = mode === "probe" ? probeExit.INVALID_ARGUMENTS : runcliExit.INVALID_ARGUMENTS;
+  const verbose = opts.verbosity > 0;
+  if (verbose) io.print(`establishing connection to "${dialTarget(opts.addr)}"`);
+  const started = performance.now();
+  const results = await fastChecks(opts, io, verbose);
+  const rest = opts.services.slice(results.length);
+  if (rest.length > 0) {
+    // The fast path's time comes off the connect timeout: the worst case stays as it was.
+    const spent = Math.round(performance.now() - started);
+    const checked = await grpcJsChecks(opts, rest, Math.max(1, opts.connectTimeoutMs - spent), io);
+    if (verbose) io.print("answered by grpc-js");
+    if ("configError" in checked) {
+      io.print(`error: ${checked.configError}`);
+      return invalid;
+    }
+    results.push(...checked);
+  } else if (verbose) {
+    io.print("answered by the fast path (Deno's HTTP/2 client)");
+  }
+  if (verbose) {
+    io.print(`time elapsed: ${formatGoDuration(Math.round(performance.now() - started))}`);
+  }
+  const line = mode === "probe" ? probeLine : runcliLine;
+  const several = results.length > 1;
+  for (const r of results) {
+    const text = line(r, opts);
+    io.print(several ? `service ${JSON.stringify(r.service)}: ${text}` : text);
+  }
+  const worst = statusTable[worstResult(results).outcome];
+  return mode === "probe" ? worst.probe : worst.runcli;
 }

@@ -11,55 +11,23 @@ import { Buffer } from "node:buffer";
 import { isIP } from "node:net";
 import tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
+import { decodeHealthCheckResponse, encodeHealthCheckRequest } from "./health_codec.ts";
 import {
-  decodeHealthCheckResponse,
-  encodeHealthCheckRequest,
-  servingStatusName,
-} from "./health_codec.ts";
-import type { Config } from "./flags.ts";
+  CHECK_METHOD,
+  CONNECT_TIMEOUT,
+  dialTarget,
+  outcomeOfStatus,
+  UpstreamConfigError,
+  type UpstreamOptions,
+} from "./upstream_options.ts";
 import { readPemFile, tlsMaterialProblem } from "./tls_material.ts";
 import type { CheckResult, Outcome } from "./status.ts";
 import { DroppedConnectionBackoff } from "./upstream_backoff.ts";
 
-/** How to reach the upstream: the flag values that concern it (see `Config` for each). */
-export interface UpstreamOptions extends
-  Pick<
-    Config,
-    | "addr"
-    | "tls"
-    | "tlsNoVerify"
-    | "tlsCaCert"
-    | "tlsClientCert"
-    | "tlsClientKey"
-    | "tlsServerName"
-    | "userAgent"
-    | "connectTimeoutMs"
-    | "rpcTimeoutMs"
-    | "gzip"
-  > {
-  rpcHeaders: readonly (readonly [string, string])[];
-  /**
-   * Reconnect quickly after the upstream goes away (server mode keeps one channel for its
-   * whole life; grpc-js's default backoff would hide a restarted upstream for seconds).
-   */
-  fastReconnect?: boolean;
-}
+// Re-exported: callers of the grpc-js client need not know where the shared parts live.
+export { CONNECT_TIMEOUT, dialTarget, UpstreamConfigError, type UpstreamOptions };
 
-/** A problem with the upstream options that the user must fix (an invalid argument). */
-export class UpstreamConfigError extends Error {
-  override name = "UpstreamConfigError";
-}
-
-/** The `detail` of a CONNECTION_FAILED result when the connect timeout ran out. */
-export const CONNECT_TIMEOUT = "connect timeout";
-
-const CHECK_METHOD = "/grpc.health.v1.Health/Check";
 const WATCH_METHOD = "/grpc.health.v1.Health/Watch";
-
-/** The dial target for an `-addr` value: `:port` dials localhost, as grpc-health-probe does. */
-export function dialTarget(addr: string): string {
-  return addr.startsWith(":") ? `localhost${addr}` : addr;
-}
 
 let ipServernameShimInstalled = false;
 
@@ -207,12 +175,6 @@ const GO_CODE_NAMES = [
 export function grpcErrorDetail(err: Pick<grpc.ServiceError, "code" | "details">): string {
   const name = GO_CODE_NAMES[err.code] ?? `Code(${err.code})`;
   return `rpc error: code = ${name} desc = ${err.details}`;
-}
-
-function outcomeOfStatus(status: number): Outcome {
-  const name = servingStatusName(status);
-  // A status number the proto does not define is not SERVING: report it as UNKNOWN.
-  return status >= 0 && status <= 3 ? name : "UNKNOWN";
 }
 
 /** The result of one Check RPC that ended in a gRPC error. */

@@ -174,6 +174,19 @@ Deno.test({
       });
 
       await t.step(
+        "a SERVING probe is answered by the fast path: grpc-js is never evaluated",
+        async () => {
+          // The single-file bundle inlines grpc-js behind the dynamic import (evaluated on the
+          // first call only) and hoists its node: imports to the top (loaded, docs/performance.md):
+          // "answered by the fast path" says that import was never called.
+          const r = await runBundle(box, "grpc_health_proxy.js", [`-addr=${addr}`, "-v"]);
+          assertEquals(r.code, 0, r.stderr);
+          assertMatch(r.stderr, /^answered by the fast path/m);
+          assert(!/grpc-js/.test(r.stderr), r.stderr);
+        },
+      );
+
+      await t.step(
         "without any way to resolve modules (--cached-only --no-npm --no-remote)",
         async () => {
           const r = await runBundle(box, "grpc_health_proxy.js", [`-addr=${addr}`], {

@@ -14,6 +14,9 @@
  * - first byte on a new connection (`--first-byte`, alone): curl's `time_starttransfer` over 30
  *   new connections each (median and p90) for plain HTTP/1.1, HTTPS HTTP/1.1 and h2, mTLS h2,
  *   and a bare `Deno.serve` over TLS (HTTP/1.1 and h2), answering from memory.
+ * - the probe's fast path (`--fast-path` runs only this): median wall, CPU and peak RSS of 10
+ *   runs against SERVING plaintext and TLS (`-tls-ca-cert`) upstreams, next to a bare
+ *   `deno run` hello and to the same probe forced onto grpc-js, with the ratios to the hello.
  *
  * `--probe-only`, `--server-only`, `--https-only` and `--first-byte` run one part. Needs `wrk`,
  * `curl` and `/usr/bin/time` (`apt-get install wrk curl time`); a part whose tool is missing says
@@ -24,6 +27,7 @@
 
 import { HealthFixture } from "../tests/fixture/health_server.ts";
 import { startRawUpstream } from "../tests/fixture/raw_upstream.ts";
+import { PATH_SWITCH } from "../lib/probe.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const perms = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
@@ -76,6 +80,113 @@ async function benchProbe(fixture: HealthFixture, label: string, script: string[
     `probe, ${label} (SERVING, plaintext, ${runs} runs): median ${median(walls).toFixed(0)} ms ` +
       `wall, median peak RSS ${median(rss).toFixed(1)} MB (max ${Math.max(...rss).toFixed(1)} MB)`,
   );
+}
+
+/** Median wall (around the spawn), CPU (user + system) and peak RSS of one command. */
+interface RunFigures {
+  wallMs: number;
+  cpuMs: number;
+  rssMb: number;
+}
+
+/** A command to measure, and its label. */
+interface Measured {
+  label: string;
+  argv: string[];
+  env?: Record<string, string>;
+}
+
+/** One run of `argv` under GNU time: wall, CPU and peak RSS. */
+async function runOnce(m: Measured): Promise<RunFigures> {
+  const started = performance.now();
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%U %S %M", ...m.argv],
+    env: m.env ?? {},
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const wallMs = performance.now() - started;
+  const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
+  if (out.code !== 0) throw new Error(`${m.label} failed: ${lines.join(" ")}`);
+  const [user, sys, kb] = lines.at(-1)!.split(" ").map(Number);
+  return { wallMs, cpuMs: (user + sys) * 1000, rssMb: kb / 1024 };
+}
+
+/**
+ * Medians of `runs` runs of each command, run in rounds (each command once per round, after one
+ * warm-up round) so that a shared machine's load changes weigh on all of them alike.
+ */
+async function measureRounds(commands: Measured[], runs = 10): Promise<RunFigures[]> {
+  const all: RunFigures[][] = commands.map(() => []);
+  for (let round = 0; round < runs + 1; round++) {
+    for (const [i, m] of commands.entries()) {
+      const f = await runOnce(m);
+      if (round > 0) all[i].push(f); // round 0 warms the cache
+    }
+  }
+  return all.map((fs) => ({
+    wallMs: median(fs.map((f) => f.wallMs)),
+    cpuMs: median(fs.map((f) => f.cpuMs)),
+    rssMb: median(fs.map((f) => f.rssMb)),
+  }));
+}
+
+/**
+ * The probe's fast path against a bare `deno run` hello (the floor of any Deno program) and
+ * against the same probe forced onto grpc-js, for a SERVING plaintext and TLS upstream. The
+ * issue's targets: at most 1.35x the hello's wall time and at most 8 MB above its peak RSS.
+ */
+async function benchFastPath(): Promise<void> {
+  if (!(await has("/usr/bin/time"))) {
+    console.log("SKIPPED probe fast path: /usr/bin/time missing (apt-get install time)");
+    return;
+  }
+  const plain = await HealthFixture.start();
+  const tls = await HealthFixture.start({ tls: "tls" });
+  try {
+    const deno = Deno.execPath();
+    // Run as main.ts is (same directory, so the same deno.json is read): the ratios are the
+    // probe's own cost.
+    const hello = `${root}tools/hello.ts`;
+    const ca = `${root}certs/ca.pem`;
+    const probe = (flags: string[]) => [deno, "run", ...perms, `${root}main.ts`, ...flags];
+    const plainFlags = [`-addr=${plain.target}`];
+    const tlsFlags = [`-addr=${tls.target}`, "-tls", `-tls-ca-cert=${ca}`];
+    const grpcJs = { [PATH_SWITCH]: "grpc-js" };
+    const commands: Measured[] = [
+      { label: "hello, deno run tools/hello.ts (ratios are to this)", argv: [deno, "run", hello] },
+      {
+        label: "hello + one h2c fetch (the floor of the fast path)",
+        argv: [deno, "run", "--allow-net", hello, "127.0.0.1", `${plain.port}`],
+      },
+      {
+        label: "hello + one Deno.connectTls handshake (the floor of TLS)",
+        argv: [deno, "run", "--allow-net", "--allow-read", hello, "127.0.0.1", `${tls.port}`, ca],
+      },
+      { label: "probe, SERVING plaintext, fast path", argv: probe(plainFlags) },
+      { label: "probe, SERVING plaintext, forced grpc-js", argv: probe(plainFlags), env: grpcJs },
+      { label: "probe, SERVING TLS -tls-ca-cert, fast path", argv: probe(tlsFlags) },
+      {
+        label: "probe, SERVING TLS -tls-ca-cert, forced grpc-js",
+        argv: probe(tlsFlags),
+        env: grpcJs,
+      },
+    ];
+    const runs = 10;
+    const figures = await measureRounds(commands, runs);
+    const h = figures[0];
+    console.log(`probe fast path (${runs} runs each, in rounds; medians):`);
+    for (const [i, f] of figures.entries()) {
+      const rss = f.rssMb - h.rssMb;
+      console.log(
+        `  ${commands[i].label}: ${f.wallMs.toFixed(0)} ms wall ` +
+          `(${(f.wallMs / h.wallMs).toFixed(2)}x), ${f.cpuMs.toFixed(0)} ms CPU, peak RSS ` +
+          `${f.rssMb.toFixed(1)} MB (${rss >= 0 ? "+" : ""}${rss.toFixed(1)} MB)`,
+      );
+    }
+  } finally {
+    await Promise.all([plain.stop(), tls.stop()]);
+  }
 }
 
 interface WrkResult {
@@ -283,7 +394,7 @@ if (import.meta.main) {
   const fixture = await HealthFixture.start();
   try {
     console.log(`deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores`);
-    const only = ["--probe-only", "--server-only", "--https-only", "--first-byte"]
+    const only = ["--probe-only", "--server-only", "--https-only", "--first-byte", "--fast-path"]
       .find((a) => args.has(a));
     if (!only || only === "--probe-only") {
       await benchProbe(fixture, "deno run main.ts", [`${root}main.ts`]);
@@ -302,6 +413,7 @@ if (import.meta.main) {
         await benchProbe(fixture, "bundle (deno task build)", ["--no-config", "/tmp/ghp_bench.js"]);
       }
     }
+    if (!only || only === "--probe-only" || only === "--fast-path") await benchFastPath();
     if (!only || only === "--server-only") {
       await benchServer(noUpstream, "yardstick: bare Deno.serve, 64 connections", [], 64);
       await benchServer(fixture, "server, on-demand checks, 16 connections", [], 16);
