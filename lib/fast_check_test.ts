@@ -1,21 +1,14 @@
 import { assertEquals } from "../tests/assert.ts";
 import { checkUrl, fastPathUnsupported, grpcTimeoutHeader } from "./fast_check.ts";
 import type { UpstreamOptions } from "./upstream_options.ts";
+import { parseFlags } from "./flags.ts";
 
-const base: UpstreamOptions = {
-  addr: "127.0.0.1:50051",
-  tls: false,
-  tlsNoVerify: false,
-  tlsCaCert: "",
-  tlsClientCert: "",
-  tlsClientKey: "",
-  tlsServerName: "",
-  userAgent: "grpc_health_proxy",
-  connectTimeoutMs: 1000,
-  rpcTimeoutMs: 1000,
-  gzip: false,
-  rpcHeaders: [],
-};
+/** The upstream options of `-addr=127.0.0.1:50051` with every other flag at its default. */
+const base: UpstreamOptions = (() => {
+  const parsed = parseFlags(["-addr=127.0.0.1:50051"]);
+  if (!parsed.ok) throw new Error("the base flags must parse");
+  return parsed.config;
+})();
 
 Deno.test("grpcTimeoutHeader spells a deadline as grpc-js does", () => {
   assertEquals(grpcTimeoutHeader(1000), "1000m");
