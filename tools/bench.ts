@@ -18,7 +18,8 @@
  *   runs against SERVING plaintext and TLS (`-tls-ca-cert`) upstreams, next to a bare
  *   `deno run` hello and to the same probe forced onto grpc-js, with the ratios to the hello.
  *
- * `--probe-only`, `--server-only`, `--https-only` and `--first-byte` run one part. Needs `wrk`,
+ * `--probe-only`, `--server-only`, `--https-only`, `--first-byte`, `--fast-path` and `--memory`
+ * (tools/bench_memory.ts) run one part. Needs `wrk`,
  * `curl` and `/usr/bin/time` (`apt-get install wrk curl time`); a part whose tool is missing says
  * SKIPPED.
  *
@@ -28,6 +29,7 @@
 import { HealthFixture } from "../tests/fixture/health_server.ts";
 import { startRawUpstream } from "../tests/fixture/raw_upstream.ts";
 import { PATH_SWITCH } from "../lib/probe.ts";
+import { benchMemory } from "./bench_memory.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const perms = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
@@ -394,7 +396,14 @@ if (import.meta.main) {
   const fixture = await HealthFixture.start();
   try {
     console.log(`deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores`);
-    const only = ["--probe-only", "--server-only", "--https-only", "--first-byte", "--fast-path"]
+    const only = [
+      "--probe-only",
+      "--server-only",
+      "--https-only",
+      "--first-byte",
+      "--fast-path",
+      "--memory",
+    ]
       .find((a) => args.has(a));
     if (!only || only === "--probe-only") {
       await benchProbe(fixture, "deno run main.ts", [`${root}main.ts`]);
@@ -459,6 +468,7 @@ if (import.meta.main) {
       );
     }
     if (!only || only === "--first-byte") await firstBytes(fixture);
+    if (!only || only === "--memory") await benchMemory(fixture);
   } finally {
     await fixture.stop();
   }
