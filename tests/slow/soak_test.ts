@@ -13,9 +13,12 @@ const SECONDS = 12;
  * Growth of RSS from after the warm-up to the end that a short run may show. With on-demand
  * checks at 200 req/s the V8 heap grows by about 33 MB over such a run (about 3 MB/s) and levels
  * off near 190 MB after about 30 s (`deno task soak` prints the curve); with background checks it
- * grows about 6 MB. A leak of the size that matters shows in the long run's last third.
+ * grows about 6 MB. The end figure is steady (~153 MB on demand in five CI runs), but the start
+ * is not: when server mode's collection after a burst (lib/heap_release.ts) runs just before
+ * the warm-up ends, the start is ~15 MB lower (103 instead of 116-120 MB), hence the margin. A
+ * leak of the size that matters shows in the long run's last third.
  */
-const RSS_GROWTH_BOUND_MB = 48;
+const RSS_GROWTH_BOUND_MB = 64;
 
 for (const mode of ["on-demand", "background"] as SoakMode[]) {
   Deno.test({
