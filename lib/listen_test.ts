@@ -754,9 +754,8 @@ function migratesQueuedConnections(): boolean {
 }
 
 Deno.test("updateCertificate, HTTPS: the port stays bound, no request fails", async () => {
-  // Connection by connection, the public port is plain TCP in front of a TLS gate
-  // (lib/tls_gate.ts): an update binds a new loopback TLS listener, nothing is refused, with or
-  // without --unstable-net.
+  // The public port is accepted by Deno and TLS is terminated by node:tls (lib/tls_gate.ts): an
+  // update swaps the certificate in place, nothing is refused, with or without --unstable-net.
   const { logger, lines } = capturingLogger();
   const held = holdingHandler();
   const l = await serve({

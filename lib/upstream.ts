@@ -131,11 +131,11 @@ const UNRESOLVED = /^(Name resolution failed for target|Failed to parse DNS addr
 // What grpc-js says when it tries to use an HTTP/2 session that is already gone.
 const DEAD_SESSION = /Failed to start HTTP\/2 stream|session has been destroyed/;
 
-/** Whether a check ended because the upstream dropped the connection under it. */
-function droppedConnection(result: CheckResult): boolean {
-  const detail = result.detail ?? "";
-  return (result.outcome === "CONNECTION_FAILED" && detail.endsWith("Stream refused by server")) ||
-    (result.outcome === "RPC_ERROR" && DEAD_SESSION.test(detail));
+/** Whether a call failed because the upstream dropped the connection under it. */
+function droppedConnection(err: grpc.ServiceError): boolean {
+  return err.code === grpc.status.UNAVAILABLE
+    ? err.details === "Stream refused by server"
+    : DEAD_SESSION.test(err.details);
 }
 
 /** Makes grpc-js's connection causes say what happened, in the user's terms. */
@@ -236,9 +236,7 @@ export class UpstreamHealth {
     if (held) return held;
     const ready = await this.#waitReady(signal);
     if (!ready.ok) return { service, outcome: "CONNECTION_FAILED", detail: ready.detail };
-    const result = await this.#callCheck(service, signal);
-    this.#backoff.record(result, droppedConnection(result));
-    return result;
+    return await this.#callCheck(service, signal);
   }
 
   /**
@@ -325,7 +323,7 @@ export class UpstreamHealth {
         ? "CONNECTION_FAILED"
         : outcomeOfError(err);
       const result: CheckResult = { service, outcome, detail: grpcErrorDetail(err) };
-      this.#backoff.record(result, droppedConnection(result));
+      this.#backoff.record(result, droppedConnection(err));
       end(result);
     });
     call.on("end", () => end({ service, outcome: "RPC_ERROR", detail: "watch stream ended" }));
@@ -391,11 +389,16 @@ export class UpstreamHealth {
         { deadline: Date.now() + this.#opts.rpcTimeoutMs },
         (err: grpc.ServiceError | null, status?: number) => {
           signal?.removeEventListener("abort", onAbort);
-          if (!err) return resolve({ service, outcome: outcomeOfStatus(status ?? 0) });
+          // Every answer goes through the backoff: a drop extends it, an upstream answer ends it.
+          const done = (result: CheckResult) => {
+            this.#backoff.record(result, err !== null && droppedConnection(err));
+            resolve(result);
+          };
+          if (!err) return done({ service, outcome: outcomeOfStatus(status ?? 0) });
           const noConnection = err.code === grpc.status.UNAVAILABLE &&
             NO_CONNECTION.exec(err.details);
           if (noConnection) {
-            return resolve({
+            return done({
               service,
               outcome: "CONNECTION_FAILED",
               detail: connectionCause(noConnection[1]),
@@ -407,10 +410,10 @@ export class UpstreamHealth {
             err.code === grpc.status.UNAVAILABLE &&
             (err.details === "Stream refused by server" || UNRESOLVED.test(err.details))
           ) {
-            return resolve({ service, outcome: "CONNECTION_FAILED", detail: grpcErrorDetail(err) });
+            return done({ service, outcome: "CONNECTION_FAILED", detail: grpcErrorDetail(err) });
           }
           this.#healDeadConnection(err);
-          resolve({ service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) });
+          done({ service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) });
         },
       );
       if (signal?.aborted) call.cancel();

@@ -251,7 +251,7 @@ async function startServer(
   fixture: CountingUpstream,
   flags: string[],
   tls: boolean,
-): Promise<{ url: string; stop(): Promise<void> }> {
+): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = freePort();
   const yardstick = fixture === noUpstream;
   // The yardstick's script comes on stdin, so it runs with --allow-net (and --allow-read for
@@ -288,6 +288,7 @@ async function startServer(
   await new Promise((r) => setTimeout(r, 1500)); // the first -check-interval check
   return {
     url,
+    pid: proxy.pid,
     async stop() {
       proxy.kill("SIGTERM");
       await proxy.status;
@@ -468,7 +469,13 @@ if (import.meta.main) {
       );
     }
     if (!only || only === "--first-byte") await firstBytes(fixture);
-    if (!only || only === "--memory") await benchMemory(fixture);
+    if (!only || only === "--memory") {
+      await benchMemory({
+        yardstick: () => startServer(noUpstream, [], false),
+        proxy: (flags) => startServer(fixture, flags, false),
+        load: (url) => wrk(url, 16, 10),
+      });
+    }
   } finally {
     await fixture.stop();
   }
