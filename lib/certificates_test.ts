@@ -131,7 +131,7 @@ Deno.test("selfSignedCertificate: served by a real Deno.serve TLS listener (fetc
 Deno.test("selfSignedCertificate: loads in node:tls (mTLS listener and createSecureContext)", async () => {
   const pem = await selfSignedCertificate();
   tls.createSecureContext({ cert: pem.cert, key: pem.key });
-  // -https-self-signed with -https-listen-verify: the node:http2 adapter serves it.
+  // -https-self-signed with -https-listen-verify: the TLS gate (node:tls) serves it.
   const l = await serveHealth({
     addr: "localhost:0",
     handler: () => new Response("SERVING\n"),
@@ -140,7 +140,6 @@ Deno.test("selfSignedCertificate: loads in node:tls (mTLS listener and createSec
     logger: capturingLogger().logger,
   });
   try {
-    // HTTP/1.1: Deno's node:http2 server is crash-prone (see h1Client in listen_test.ts).
     const res = await fetchWith(`https://localhost:${l.port}/`, {
       caCerts: [pem.cert],
       ...client,

@@ -1,9 +1,10 @@
 /**
- * Plain HTTP and HTTPS listeners on Deno's own HTTP engine (HTTP/1.1 and h2c with prior
+ * Plain HTTP, HTTPS and mTLS listeners on Deno's own HTTP engine (HTTP/1.1 and h2c with prior
  * knowledge on plain; ALPN `h2` and `http/1.1` with TLS), connection by connection through
- * {@link Connections} so slow and idle clients are closed (HTTPS through a {@link TlsGate}, which
- * closes stalled handshakes and takes certificate updates without rebinding the port), or on
- * `Deno.serve` without those timeouts when the running Deno cannot. There, a TLS certificate is
+ * {@link Connections} so slow and idle clients are closed (HTTPS and mTLS through a
+ * {@link TlsGate}, which closes stalled handshakes, admits mTLS clients by their certificate and
+ * takes certificate updates without rebinding the port), or on `Deno.serve` without those
+ * timeouts when the running Deno cannot (mTLS then still goes through the gate). There, a TLS certificate is
  * replaced by binding a second socket with the new certificate to the same port (`SO_REUSEPORT`,
  * only with `--unstable-net`), or else by closing and binding the port again.
  *
@@ -12,6 +13,7 @@
 
 import { Connections, serveOnConnection } from "./deno_connections.ts";
 import { TlsGate } from "./tls_gate.ts";
+import { clientAdmission } from "./client_cert.ts";
 import {
   canReusePort,
   certificateError,
@@ -64,8 +66,11 @@ export function serveDeno(
     );
   }
 
-  if (connections && opts.tls) {
-    return serveGated(hostname, port, opts.tls, connections, timeouts, log);
+  if (opts.tls && (connections || opts.clientCa)) {
+    const engine = connections
+      ? connectionEngine(connections)
+      : serveEngine(handler, onError, timeouts, log);
+    return serveGated(hostname, port, opts, engine, timeouts);
   }
 
   const bind = (pem: { cert: string; key: string } | undefined, host: string, p: number): Front => {
@@ -204,31 +209,80 @@ export function serveDeno(
   return listener;
 }
 
+/** Deno's HTTP engine on a loopback port, behind a {@link TlsGate}. */
+interface Engine {
+  port: number;
+  /** The accept loop for the public socket (absent: node's TLS server accepts). */
+  accept?: (socket: Deno.Listener, onConn: (conn: Deno.Conn) => void) => void;
+  shutdown(): Promise<void>;
+}
+
+/** The engine connection by connection ({@link Connections}, with its timeouts). */
+function connectionEngine(connections: Connections): Engine {
+  const loopback = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  connections.accept(loopback);
+  return {
+    port: (loopback.addr as Deno.NetAddr).port,
+    accept: (socket, onConn) => void connections.accept(socket, onConn),
+    shutdown() {
+      try {
+        loopback.close();
+      } catch { /* closed already */ }
+      return connections.shutdown();
+    },
+  };
+}
+
+/** The engine through `Deno.serve`, for a Deno that cannot serve connection by connection. */
+function serveEngine(
+  handler: Handler,
+  onError: (e: unknown) => Response,
+  timeouts: ListenTimeouts,
+  log: Logger,
+): Engine {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {}, onError }, handler);
+  return {
+    port: (server.addr as Deno.NetAddr).port,
+    shutdown: () => drain(server.shutdown(), timeouts.shutdownMs, log, "shutdown"),
+  };
+}
+
 /**
- * HTTPS connection by connection: TLS terminated by a {@link TlsGate} (which closes stalled
- * handshakes and takes certificate updates on the same socket), relayed to {@link Connections}.
+ * HTTPS and mTLS: TLS terminated by a {@link TlsGate} (which closes stalled handshakes, admits
+ * mTLS clients by their certificate and takes certificate updates on the same socket), relayed
+ * to Deno's engine.
  */
 async function serveGated(
   hostname: string,
   port: number,
-  pem: { cert: string; key: string },
-  connections: Connections,
+  opts: ListenOptions,
+  engine: Engine,
   timeouts: ListenTimeouts,
-  log: Logger,
 ): Promise<Listener> {
-  const gate = await TlsGate.listen(hostname, port, pem, {
-    accept: (socket, onConn) => void connections.accept(socket, onConn),
-    handshakeMs: timeouts.handshakeMs,
-    log,
-  });
+  const log = opts.logger;
+  const admission = opts.clientCa ? await clientAdmission(opts.clientCa, log) : undefined;
+  let gate: TlsGate;
+  try {
+    gate = await TlsGate.listen(hostname, port, opts.tls!, {
+      accept: engine.accept,
+      enginePort: engine.port,
+      handshakeMs: timeouts.handshakeMs,
+      log,
+      client: admission && { ca: opts.clientCa!, admit: admission.admit },
+    });
+  } catch (e) {
+    await engine.shutdown();
+    admission?.close();
+    throw e;
+  }
   let closing: Promise<void> | undefined;
   return listenerFor(
     gate.addr.hostname,
     gate.addr.port,
     "https",
     () =>
-      closing ??= Promise.all([gate.close(timeouts.shutdownMs), connections.shutdown()])
-        .then(() => {}),
+      closing ??= Promise.all([gate.close(timeouts.shutdownMs), engine.shutdown()])
+        .then(() => admission?.close()),
     // deno-lint-ignore require-await -- async so that every failure is a rejection
     async (next) => {
       if (closing) throw certificateError("the listener is shut down");

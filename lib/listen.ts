@@ -1,20 +1,18 @@
 /**
  * Listener adapters: run a `(Request) => Response` handler on a socket. This module picks the
  * adapter; `listener.ts` says what a listener is, `deno_listener.ts` (on top of
- * `deno_connections.ts`, the one user of a Deno internal) and `mtls_listener.ts` are the two
- * adapters.
+ * `deno_connections.ts`, the one user of a Deno internal, and `tls_gate.ts`) is the adapter.
  *
- * - Plain HTTP and TLS use Deno's own HTTP engine, the one behind `Deno.serve` (HTTP/1.1 and h2c
- *   with prior knowledge on plain; ALPN `h2` and `http/1.1` with TLS), one connection at a time so
- *   that slow and idle connections can be closed ({@link ListenTimeouts}); TLS through a gate
- *   (`tls_gate.ts`) that closes connections whose handshake stalls.
- * - mTLS (client certificates required) uses `node:http2`'s secure server, because `Deno.serve`
- *   cannot request client certificates; a small adapter turns its requests into Web `Request`s.
+ * Every listener serves with Deno's own HTTP engine, the one behind `Deno.serve` (HTTP/1.1 and h2c
+ * with prior knowledge on plain; ALPN `h2` and `http/1.1` with TLS), one connection at a time so
+ * that slow and idle connections can be closed ({@link ListenTimeouts}). HTTPS and mTLS go
+ * through a gate (`tls_gate.ts`) that terminates TLS in `node:tls`, closes connections whose
+ * handshake stalls and, for mTLS, asks for client certificates (`Deno.serve` cannot) and admits
+ * only clients whose certificate `client_cert.ts` accepts.
  *
  * A TLS listener's certificate can be replaced while it runs ({@link Listener.updateCertificate}):
- * `node:http2` swaps its secure context; HTTPS on Deno's engine relays its public port to a
- * loopback TLS socket (`tls_gate.ts`, which also times out stalled handshakes), and binds a new
- * loopback socket. Only on the `Deno.serve` fallback is the public port itself bound again
+ * the gate gives new handshakes the new pair on the same socket. Only on the `Deno.serve`
+ * fallback (a Deno without per-connection serving) is an HTTPS port itself bound again
  * (`SO_REUSEPORT` with `--unstable-net`, else close and bind). Open connections finish
  * undisturbed either way.
  *
@@ -33,7 +31,6 @@ import {
   type ListenOptions,
   reason,
 } from "./listener.ts";
-import { serveNode } from "./mtls_listener.ts";
 
 export { connectionTimeoutsSupported } from "./deno_connections.ts";
 export { canReusePort, defaultTimeouts } from "./listener.ts";
@@ -55,9 +52,7 @@ export async function serveHealth(opts: ListenOptions): Promise<Listener> {
   if (opts.reusePort && !canReusePort()) throw fail("reusePort needs deno --unstable-net");
 
   const start = (host: string) =>
-    opts.clientCa
-      ? serveNode(host, port, opts, handler, timeouts)
-      : Promise.resolve().then(() => serveDeno(host, port, opts, handler, timeouts));
+    Promise.resolve().then(() => serveDeno(host, port, opts, handler, timeouts));
   let listener: Listener;
   try {
     try {

@@ -335,14 +335,14 @@ Deno.test("shutdown lets an in-flight request finish (plain HTTP)", async () => 
   await shutdownWithInFlight({}, {});
 });
 
-Deno.test("shutdown lets an in-flight request finish (node:http2 mTLS, h2)", async () => {
+Deno.test("shutdown lets an in-flight request finish (mTLS, h2)", async () => {
   await shutdownWithInFlight({ addr: "localhost:0", tls, clientCa: ca }, {
     caCerts: [ca],
     ...client,
   });
 });
 
-Deno.test("shutdown lets an in-flight request finish (node:http2 mTLS, HTTP/1.1)", async () => {
+Deno.test("shutdown lets an in-flight request finish (mTLS, HTTP/1.1)", async () => {
   await shutdownWithInFlight({ addr: "localhost:0", tls, clientCa: ca }, {
     caCerts: [ca],
     ...client,
@@ -518,7 +518,7 @@ Deno.test("without per-connection serving (denoServe), plain and HTTPS still ans
   }
 });
 
-Deno.test("node:http2 mTLS: slow or silent clients are cut off and do not block others", async () => {
+Deno.test("mTLS: slow or silent clients are cut off and do not block others", async () => {
   const l = await serve({
     addr: "localhost:0",
     tls,
@@ -561,7 +561,7 @@ Deno.test("node:http2 mTLS: slow or silent clients are cut off and do not block 
   }
 });
 
-Deno.test("node:http2 mTLS: HTTP/1.1 keep-alive serves several requests on one connection", async () => {
+Deno.test("mTLS: HTTP/1.1 keep-alive serves several requests on one connection", async () => {
   const l = await serve({ addr: "localhost:0", tls, clientCa: ca });
   const httpClient = Deno.createHttpClient({ caCerts: [ca], ...client, http2: false });
   try {
@@ -580,12 +580,7 @@ Deno.test("node:http2 mTLS: HTTP/1.1 keep-alive serves several requests on one c
 /** Client options, with an optional client certificate. */
 type ClientOpts = Deno.CreateHttpClientOptions & { cert?: string; key?: string };
 
-/**
- * The client certificate over HTTP/1.1. Deno 2.9.4-2.9.6's `node:http2` server aborts the process
- * (nghttp2 assertion in `find_stream_on_goaway_func`, or a segfault) after a few dozen HTTP/2
- * connections, so tests that make many mTLS connections stay on HTTP/1.1 (same adapter, same
- * secure context) to keep the whole test run alive.
- */
+/** The client certificate over HTTP/1.1 (h2 with client certificates: lib/mtls_test.ts). */
 const h1Client: ClientOpts = { ...client, http2: false };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -829,7 +824,7 @@ Deno.test("updateCertificate, HTTPS on Deno.serve without --unstable-net: the po
   }
 });
 
-Deno.test("updateCertificate, mTLS (node:http2): no request fails, client certs still required", async () => {
+Deno.test("updateCertificate, mTLS: no request fails, client certs still required", async () => {
   const held = holdingHandler();
   const l = await serve({ addr: "localhost:0", tls, clientCa: ca, handler: held.handler });
   try {

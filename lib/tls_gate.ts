@@ -1,6 +1,7 @@
 /**
- * TLS for the HTTPS listener in front of Deno's HTTP engine, because Deno's own TLS server can
- * be given neither a handshake timeout nor `TCP_NODELAY`:
+ * TLS for the HTTPS and mTLS listeners in front of Deno's HTTP engine, because Deno's own TLS
+ * server can be given neither a handshake timeout nor `TCP_NODELAY`, nor asked for client
+ * certificates:
  *
  * - a socket accepted by `Deno.listenTls` stays open until its handshake ends, even after
  *   `close()` (Deno finishes the handshake before shutting a TLS stream down,
@@ -11,15 +12,18 @@
  *   two pieces (TLS 1.3 session tickets, then the answer) waits for the client's delayed ACK:
  *   40 ms on a tenth of new connections (measured, `deno task bench --first-byte`).
  *
- * So TLS is terminated by `node:tls` (as the mTLS listener's is): its sockets take
- * `setNoDelay`, and `createSecureContext` gives new handshakes a new certificate on the same port.
+ * So TLS is terminated by `node:tls`: its sockets take `setNoDelay`, `createSecureContext` gives
+ * new handshakes a new certificate on the same port, and `requestCert` asks for a client
+ * certificate, which `client_cert.ts` judges before a single byte is relayed. (The mTLS listener
+ * used to be `node:http2`'s secure server, whose sessions Deno 2.9.3 never frees: ~40 KB per
+ * connection, kept until restart; through the gate, 12,000 mTLS connections leave ~19 MB.)
  * Connections are still accepted by `Deno.listen` (through the listener's accept loop, which
  * retries when out of descriptors, where Deno's node:net server stops accepting for good) and
  * handed to `node:tls` through Deno's node TCP handle (`openFromRid`, see `socketAdopter`); the
  * handshake timer closes the Deno connection, which frees the descriptor even mid-handshake.
  * Once the handshake is done, each connection is relayed in plain text to Deno's HTTP engine on
- * a loopback port ({@link Connections}, with its header and idle timeouts). When
- * `Deno.listenTls` can do both, this file can go.
+ * a loopback port (with the listener's header and idle timeouts). When `Deno.listenTls` can do
+ * all three, this file can go.
  *
  * @module
  */
@@ -37,12 +41,19 @@ const CHUNK = 8192;
 /** What the gate needs from the listener. */
 export interface GateOptions {
   /**
-   * Runs an accept loop on a socket (retrying when out of descriptors), handing each connection
-   * to `onConn`, by default serving it (`Connections`).
+   * Runs an accept loop on the public socket (retrying when out of descriptors), handing each
+   * connection to `onConn`. Without it, node's TLS server accepts.
    */
-  accept: (socket: Deno.Listener, onConn?: (conn: Deno.Conn) => void) => void;
+  accept?: (socket: Deno.Listener, onConn: (conn: Deno.Conn) => void) => void;
+  /** The loopback port of Deno's HTTP engine, where admitted connections are relayed. */
+  enginePort: number;
   handshakeMs: number;
   log: Logger;
+  /**
+   * mTLS: the CA whose client certificates are asked for; `admit` says, once the handshake is
+   * done, whether the client may send requests (a refused one is closed).
+   */
+  client?: { ca: string; admit(sock: TLSSocket): Promise<boolean> };
 }
 
 /** TLS on a public port, relayed in plain text to Deno's HTTP engine on a loopback port. */
@@ -53,7 +64,8 @@ export class TlsGate {
   readonly #server?: tls.Server;
   /** The public socket, accepted here (when sockets can be adopted). */
   readonly #front?: Deno.Listener;
-  readonly #loopback: Deno.Listener;
+  readonly #enginePort: number;
+  readonly #client: GateOptions["client"];
   /** Connections whose handshake is not done yet, and how to close each. */
   readonly #handshaking = new Map<object, () => void>();
   readonly #relays = new Set<Promise<void>>();
@@ -63,13 +75,14 @@ export class TlsGate {
 
   private constructor(
     context: tls.SecureContext,
-    bound: { server?: tls.Server; front?: Deno.Listener; loopback: Deno.Listener },
+    bound: { server?: tls.Server; front?: Deno.Listener },
     opts: GateOptions,
   ) {
     this.#context = context;
     this.#server = bound.server;
     this.#front = bound.front;
-    this.#loopback = bound.loopback;
+    this.#enginePort = opts.enginePort;
+    this.#client = opts.client;
     this.#handshakeMs = opts.handshakeMs;
     this.#log = opts.log;
   }
@@ -81,23 +94,17 @@ export class TlsGate {
     pem: { cert: string; key: string },
     opts: GateOptions,
   ): Promise<TlsGate> {
-    const context = tls.createSecureContext({ cert: pem.cert, key: pem.key });
-    const adopt = await socketAdopter();
-    const loopback = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const context = tls.createSecureContext(secureOptions(pem, opts.client));
+    const adopt = opts.accept ? await socketAdopter() : undefined;
     let front: Deno.Listener | undefined;
     let server: tls.Server | undefined;
-    try {
-      if (adopt) front = Deno.listen({ hostname, port });
-      else {
-        server = tls.createServer({ cert: pem.cert, key: pem.key, ALPNProtocols: ALPN });
-        await listenNode(server, hostname, port);
-      }
-    } catch (e) {
-      loopback.close();
-      throw e;
+    if (adopt) front = Deno.listen({ hostname, port });
+    else {
+      server = tls.createServer({ ...secureOptions(pem, opts.client), ALPNProtocols: ALPN });
+      await listenNode(server, hostname, port);
     }
-    const gate = new TlsGate(context, { server, front, loopback }, opts);
-    if (front && adopt) opts.accept(front, (conn) => gate.#adopt(conn, adopt));
+    const gate = new TlsGate(context, { server, front }, opts);
+    if (front && adopt) opts.accept!(front, (conn) => gate.#adopt(conn, adopt));
     if (server) {
       server.on("connection", (raw: Socket) => {
         raw.setNoDelay(true);
@@ -105,14 +112,13 @@ export class TlsGate {
       });
       server.on("secureConnection", (sock: TLSSocket) => {
         gate.#handshaken((sock as unknown as { _parent?: Socket })._parent ?? sock);
-        gate.#relay(sock, () => {});
+        gate.#admitThenRelay(sock, () => sock.destroy());
       });
       server.on("tlsClientError", (e: Error) => {
         opts.log.debug("TLS handshake failed", { error: reason(e) });
       });
       server.on("error", (e: Error) => opts.log.error("listener error", { error: reason(e) }));
     }
-    opts.accept(loopback);
     return gate;
   }
 
@@ -126,15 +132,15 @@ export class TlsGate {
   /** New handshakes get `pem`; throws, keeping the current pair, if it cannot be loaded. */
   update(pem: { cert: string; key: string }): void {
     if (this.#closed) throw new Error("the listener is shut down");
-    const context = tls.createSecureContext({ cert: pem.cert, key: pem.key });
-    this.#server?.setSecureContext({ cert: pem.cert, key: pem.key });
+    const context = tls.createSecureContext(secureOptions(pem, this.#client));
+    this.#server?.setSecureContext(secureOptions(pem, this.#client));
     this.#context = context;
   }
 
   /**
    * Stops accepting, closes connections still handshaking, and waits (at most `ms`) for the
    * relays, which end when Deno's engine closes their loopback connection (the listener's
-   * `Connections.shutdown`).
+   * shutdown).
    */
   async close(ms: number): Promise<void> {
     this.#closed = true;
@@ -143,9 +149,6 @@ export class TlsGate {
     } catch { /* closed already */ }
     this.#server?.close();
     for (const kill of [...this.#handshaking.values()]) kill();
-    try {
-      this.#loopback.close();
-    } catch { /* closed already */ }
     await bounded(Promise.all(this.#relays), ms, () => {});
   }
 
@@ -164,6 +167,8 @@ export class TlsGate {
       isServer: true,
       secureContext: this.#context,
       ALPNProtocols: ALPN,
+      // Asked for, not enforced by the TLS stack: `admit` decides, so a refusal can say why.
+      ...(this.#client ? { requestCert: true, rejectUnauthorized: false } : {}),
     } as tls.TLSSocketOptions);
     const release = () => {
       sock.destroy();
@@ -174,8 +179,17 @@ export class TlsGate {
     this.#timeHandshake(sock, release);
     sock.once("secure", () => {
       this.#handshaken(sock);
-      this.#relay(sock, release);
+      this.#admitThenRelay(sock, release);
     });
+  }
+
+  /** Relays an admitted client (any client without mTLS); closes a refused one. */
+  #admitThenRelay(sock: TLSSocket, release: () => void): void {
+    if (!this.#client) return this.#relay(sock, release);
+    this.#client.admit(sock).then((admitted) => {
+      if (admitted && !this.#closed && !sock.destroyed) this.#relay(sock, release);
+      else release();
+    }, release);
   }
 
   /** Closes `key`'s connection with `kill` unless its handshake is done within handshakeMs. */
@@ -226,7 +240,7 @@ export class TlsGate {
     sock.pause();
     let conn: Deno.Conn;
     try {
-      conn = await Deno.connect({ hostname: "127.0.0.1", port: this.#port() });
+      conn = await Deno.connect({ hostname: "127.0.0.1", port: this.#enginePort });
     } catch (e) {
       sock.destroy();
       throw e;
@@ -272,10 +286,16 @@ export class TlsGate {
       end();
     }
   }
+}
 
-  #port(): number {
-    return (this.#loopback.addr as Deno.NetAddr).port;
-  }
+/** The secure context's options: the pair, and for mTLS the CA asked for client certificates. */
+function secureOptions(
+  pem: { cert: string; key: string },
+  client: GateOptions["client"],
+): tls.SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean } {
+  return client
+    ? { cert: pem.cert, key: pem.key, ca: client.ca, requestCert: true, rejectUnauthorized: false }
+    : { cert: pem.cert, key: pem.key };
 }
 
 /** Binds node's server itself (when sockets cannot be adopted). */
