@@ -505,13 +505,19 @@ Deno.test("shutdown closes idle kept-alive connections at once (HTTP/1.1 and h2c
   assert(performance.now() - t0 < 2000, "shutdown did not wait for idle connections");
 });
 
-Deno.test("without per-connection serving (denoServe), plain and HTTPS still answer", async () => {
-  for (const extra of [{}, { tls, addr: "localhost:0" }]) {
+Deno.test("without per-connection serving (denoServe), plain, HTTPS and mTLS still answer", async () => {
+  for (
+    const extra of [{}, { tls, addr: "localhost:0" }, { tls, addr: "localhost:0", clientCa: ca }]
+  ) {
     const l = await serve({ ...extra, denoServe: true });
     try {
       const url = extra.tls ? tlsUrl(l, "/x") : `${l.url}/x`;
-      const res = await fetchWith(url, { caCerts: [ca] });
+      const res = await fetchWith(url, { caCerts: [ca], ...client });
       assertEquals([res.status, res.text], [200, "GET /x\n"]);
+      if ("clientCa" in extra) {
+        const refused = await fetchWith(url, { caCerts: [ca] }).catch(() => "refused");
+        assertEquals(refused, "refused", "mTLS without a client certificate");
+      }
     } finally {
       await l.shutdown();
     }
