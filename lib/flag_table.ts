@@ -73,6 +73,8 @@ export interface FlagSpec {
 export const ALL: readonly Mode[] = ["server", "probe", "runcli"];
 /** grpc_health_proxy v1.2.1's listener flags: v1.2.1 accepted (and ignored) them with -runcli. */
 const SERVER_V1: readonly Mode[] = ["server", "runcli"];
+/** This program's own one-shot flags: an error in server mode. */
+const ONE_SHOT: readonly Mode[] = ["probe", "runcli"];
 /** This program's own server-only flags: an error anywhere else. */
 const SERVER: readonly Mode[] = ["server"];
 
@@ -416,6 +418,18 @@ const rows = [
     modes: SERVER,
   },
   {
+    names: ["http-list-path"],
+    kind: "string",
+    key: "httpListPath",
+    default: "",
+    defaultText: "off",
+    valueName: "path",
+    help: "URL path listing every service the upstream's Health/List names with its status: 200 " +
+      "only when all are SERVING, 501 when the upstream has no List (docs/list.md)",
+    group: "server",
+    modes: SERVER,
+  },
+  {
     names: ["metrics-http-listen-addr"],
     kind: "string",
     key: "metricsHttpListenAddr",
@@ -476,6 +490,16 @@ const rows = [
     help: "follow the upstream with the Health/Watch stream (polls if it is UNIMPLEMENTED)",
     group: "background",
     modes: SERVER,
+  },
+  {
+    names: ["list"],
+    kind: "bool",
+    key: "list",
+    default: false,
+    help: "print every service the upstream's Health/List names with its status, one line each; " +
+      "success only when all are SERVING (not in grpc-health-probe; docs/list.md)",
+    group: "other",
+    modes: ONE_SHOT,
   },
   // --- logging ---
   {
