@@ -424,8 +424,8 @@ const rows = [
     default: "",
     defaultText: "off",
     valueName: "path",
-    help: "URL path listing every service the upstream's Health/List names with its status: 200 " +
-      "only when all are SERVING, 501 when the upstream has no List (docs/list.md)",
+    help: "URL path listing every service Health/List names: 200 only when all are SERVING, " +
+      "501 when the upstream has no List (docs/list.md)",
     group: "server",
     modes: SERVER,
   },
@@ -490,16 +490,6 @@ const rows = [
     help: "follow the upstream with the Health/Watch stream (polls if it is UNIMPLEMENTED)",
     group: "background",
     modes: SERVER,
-  },
-  {
-    names: ["list"],
-    kind: "bool",
-    key: "list",
-    default: false,
-    help: "print every service the upstream's Health/List names with its status, one line each; " +
-      "success only when all are SERVING (not in grpc-health-probe; docs/list.md)",
-    group: "other",
-    modes: ONE_SHOT,
   },
   // --- logging ---
   {
@@ -592,6 +582,16 @@ const rows = [
     help: "check once and exit with grpc_health_proxy's CLI exit codes instead of serving HTTP",
     group: "other",
     modes: SERVER_V1,
+  },
+  {
+    names: ["list"],
+    kind: "bool",
+    key: "list",
+    default: false,
+    help: "print every service Health/List names and its status: exit 0 only when all are " +
+      "SERVING (not in grpc-health-probe; docs/list.md)",
+    group: "other",
+    modes: ONE_SHOT,
   },
   {
     names: ["version"],
