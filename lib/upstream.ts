@@ -156,25 +156,11 @@ function connectionCause(raw: string): string {
 }
 
 /** gRPC status codes as Go's `codes.Code.String()` spells them, which log scrapers match. */
-const GO_CODE_NAMES = [
-  "OK",
-  "Canceled",
-  "Unknown",
-  "InvalidArgument",
-  "DeadlineExceeded",
-  "NotFound",
-  "AlreadyExists",
-  "PermissionDenied",
-  "ResourceExhausted",
-  "FailedPrecondition",
-  "Aborted",
-  "OutOfRange",
-  "Unimplemented",
-  "Internal",
-  "Unavailable",
-  "DataLoss",
-  "Unauthenticated",
-];
+const GO_CODE_NAMES = (
+  "OK Canceled Unknown InvalidArgument DeadlineExceeded NotFound AlreadyExists PermissionDenied " +
+  "ResourceExhausted FailedPrecondition Aborted OutOfRange Unimplemented Internal Unavailable " +
+  "DataLoss Unauthenticated"
+).split(" ");
 
 /**
  * A gRPC error's code and text as Go's grpc prints them (`rpc error: code = NotFound desc =
