@@ -8,6 +8,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { type FixtureStatus, HealthFixture } from "./fixture/health_server.ts";
 import { closedPort, runMain, serveInFront } from "./helpers.ts";
+import { startRawUpstream } from "./fixture/raw_upstream.ts";
 import { MAX_LISTED } from "../lib/list.ts";
 
 /** An upstream for one scenario: a fixture, or a port that refuses connections. */
@@ -243,5 +244,26 @@ Deno.test("-list with -service: one line, the mode's invalid-argument exit code"
     const r = await runMain([...args]);
     assertEquals(r.code, code, r.stderr);
     assertMatch(r.stderr, /^error: cannot specify -service(-name)? with -list: .*\n$/);
+  }
+});
+
+Deno.test("a malformed or oversized List answer is RPC_ERROR, never a crash", async () => {
+  for (const fault of ["bad-protobuf", "huge"] as const) {
+    const upstream = await startRawUpstream(fault);
+    const server = await serveInFront(upstream, ["-http-list-path=/services"]);
+    try {
+      const res = await fetch(`${server.health.url}/services`);
+      assertEquals(
+        [res.status, await res.text()],
+        [503, "health check RPC failed (RPC_ERROR)\n"],
+        fault,
+      );
+      const r = await runMain([`-addr=${upstream.target}`, "-list"]);
+      assertEquals([r.code, r.stdout], [3, ""], r.stderr);
+      assertMatch(r.stderr, /^error: health rpc failed: rpc error: code = \w+ desc = .*\n$/);
+    } finally {
+      await server.stop();
+      await upstream.close();
+    }
   }
 });
