@@ -61,6 +61,7 @@ async function runMode(config: Config, io: MainIo): Promise<number> {
   try {
     return await runOneShot(config.mode, config, {
       print: (line) => io.stderr(line + "\n"),
+      out: (line) => io.stdout(line + "\n"),
       signal: cancel.signal,
     });
   } finally {

@@ -8,6 +8,7 @@
  */
 
 import type { CheckResult, HealthChecker } from "./status.ts";
+import type { HealthLister, ListResult } from "./list.ts";
 
 /** Detail of the result given when the cap on in-flight upstream checks is reached. */
 export const OVERLOADED = "too many concurrent upstream checks";
@@ -90,4 +91,17 @@ export function coalescingChecker(
     inFlight.set(service, started);
     return started;
   };
+}
+
+/**
+ * Wraps `list` so that at most one `Health/List` call is in flight: callers that arrive while
+ * one is out share its answer, so a flood of list requests costs the upstream one call at a
+ * time. As with checks, callers' abort signals are not passed on.
+ */
+export function coalescingLister(list: HealthLister): HealthLister {
+  let pending: Promise<ListResult> | undefined;
+  return () =>
+    pending ??= list().finally(() => {
+      pending = undefined;
+    });
 }

@@ -1,5 +1,12 @@
 import { assert, assertEquals } from "../tests/assert.ts";
-import { coalescingChecker, isRefusal, OVERLOADED, RATE_LIMITED } from "./checker.ts";
+import {
+  coalescingChecker,
+  coalescingLister,
+  isRefusal,
+  OVERLOADED,
+  RATE_LIMITED,
+} from "./checker.ts";
+import type { ListResult } from "./list.ts";
 import type { CheckResult } from "./status.ts";
 
 /** A checker whose calls stay pending until released, counting calls per service. */
@@ -110,4 +117,22 @@ Deno.test("isRefusal tells the checker's refusals from upstream answers", () => 
   assert(isRefusal({ service: "x", outcome: "RPC_ERROR", detail: RATE_LIMITED }));
   assert(!isRefusal({ service: "x", outcome: "RPC_ERROR", detail: "code = Internal" }));
   assert(!isRefusal({ service: "x", outcome: "SERVING" }));
+});
+
+Deno.test("concurrent List calls share one call; the next caller after it makes a new one", async () => {
+  let calls = 0;
+  const waiting: (() => void)[] = [];
+  const lister = coalescingLister(() => {
+    calls++;
+    return new Promise<ListResult>((resolve) => waiting.push(() => resolve({ results: [] })));
+  });
+  const pending = Array.from({ length: 50 }, () => lister());
+  assertEquals(calls, 1);
+  waiting.splice(0).forEach((f) => f());
+  const answers = await Promise.all(pending);
+  assert(answers.every((a) => a === answers[0]));
+  const next = lister();
+  assertEquals(calls, 2);
+  waiting.splice(0).forEach((f) => f());
+  await next;
 });

@@ -73,6 +73,8 @@ export interface FlagSpec {
 export const ALL: readonly Mode[] = ["server", "probe", "runcli"];
 /** grpc_health_proxy v1.2.1's listener flags: v1.2.1 accepted (and ignored) them with -runcli. */
 const SERVER_V1: readonly Mode[] = ["server", "runcli"];
+/** This program's own one-shot flags: an error in server mode. */
+const ONE_SHOT: readonly Mode[] = ["probe", "runcli"];
 /** This program's own server-only flags: an error anywhere else. */
 const SERVER: readonly Mode[] = ["server"];
 
@@ -416,6 +418,18 @@ const rows = [
     modes: SERVER,
   },
   {
+    names: ["http-list-path"],
+    kind: "string",
+    key: "httpListPath",
+    default: "",
+    defaultText: "off",
+    valueName: "path",
+    help: "URL path listing every service Health/List names: 200 only when all are SERVING, " +
+      "501 when the upstream has no List (docs/list.md)",
+    group: "server",
+    modes: SERVER,
+  },
+  {
     names: ["metrics-http-listen-addr"],
     kind: "string",
     key: "metricsHttpListenAddr",
@@ -568,6 +582,16 @@ const rows = [
     help: "check once and exit with grpc_health_proxy's CLI exit codes instead of serving HTTP",
     group: "other",
     modes: SERVER_V1,
+  },
+  {
+    names: ["list"],
+    kind: "bool",
+    key: "list",
+    default: false,
+    help: "print every service Health/List names and its status: exit 0 only when all are " +
+      "SERVING (not in grpc-health-probe; docs/list.md)",
+    group: "other",
+    modes: ONE_SHOT,
   },
   {
     names: ["version"],

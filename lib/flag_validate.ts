@@ -106,6 +106,10 @@ export function validate(c: Config, spelled: ReadonlyMap<string, string>): strin
       n("tlsNoVerify", "tlsServerName")
     } (server name would not be used)`;
   }
+  if (c.list && c.servicesFixed) {
+    return `cannot specify ${n("services")} with ${n("list")}: -list shows every service the ` +
+      `upstream lists; drop ${n("services")}, or drop -list to check that service`;
+  }
   if (!server) return undefined;
 
   // Server mode: the HTTP(S) listener.
@@ -146,14 +150,21 @@ export function validate(c: Config, spelled: ReadonlyMap<string, string>): strin
     ["metrics-http-path", c.metricsHttpPath],
   ];
   if (c.httpLivenessPath !== "") paths.push(["http-liveness-path", c.httpLivenessPath]);
+  if (c.httpListPath !== "") paths.push(["http-list-path", c.httpListPath]);
   for (const [flag, path] of paths) {
     const p = checkPath(path);
     if (p) return `invalid -${flag} ${quote(path)}: ${p}`;
   }
-  if (c.httpLivenessPath !== "" && c.httpLivenessPath === c.httpListenPath) {
-    return `-http-liveness-path must differ from -http-listen-path (both ${
-      quote(c.httpListenPath)
-    })`;
+  // Each path of the health listener answers one thing: no two may be the same.
+  const healthPaths = paths.filter(([flag]) => flag !== "metrics-http-path");
+  for (let i = 0; i < healthPaths.length; i++) {
+    for (let j = i + 1; j < healthPaths.length; j++) {
+      if (healthPaths[i][1] === healthPaths[j][1]) {
+        return `-${healthPaths[j][0]} must differ from -${healthPaths[i][0]} (both ${
+          quote(healthPaths[i][1])
+        })`;
+      }
+    }
   }
   // Background checking.
   if (c.checkIntervalMs < 0) {

@@ -63,6 +63,8 @@ const defaults: Config = {
   unhealthyThreshold: 1,
   watch: false,
   httpLivenessPath: "",
+  httpListPath: "",
+  list: false,
 };
 
 Deno.test("defaults per mode", () => {
@@ -1404,4 +1406,46 @@ Deno.test("fuzz: parseFlags never throws and errors are one non-empty line", () 
     }
   }
   assert(failures > 100 && failures < 2000, `a mix of outcomes (${failures} failures)`);
+});
+
+Deno.test("-http-list-path: server mode only, a valid path, distinct from the other paths", () => {
+  assertEquals(ok(["-grpcaddr=x:1", "-http-list-path=/services"]).httpListPath, "/services");
+  assertEquals(
+    err(["-grpcaddr=x:1", "-http-list-path=services"]).message,
+    'invalid -http-list-path "services": must start with "/", e.g. /services',
+  );
+  assertEquals(
+    err(["-grpcaddr=x:1", "-http-listen-path=/h", "-http-list-path=/h"]).message,
+    '-http-list-path must differ from -http-listen-path (both "/h")',
+  );
+  assertEquals(
+    err(["-grpcaddr=x:1", "-http-liveness-path=/l", "-http-list-path=/l"]).message,
+    '-http-list-path must differ from -http-liveness-path (both "/l")',
+  );
+  const probe = err(["-addr=x:1", "-http-list-path=/services"]);
+  assertEquals(probe.mode, "probe");
+  assert(probe.message.startsWith("-http-list-path applies to server mode only"), probe.message);
+});
+
+Deno.test("-list: probe and runcli only, never with -service", () => {
+  assertEquals(ok(["-addr=x:1", "-list"]).list, true);
+  assertEquals(ok(["-runcli", "-grpcaddr=x:1", "-list"]).list, true);
+  const server = err(["-grpcaddr=x:1", "-list"]);
+  assertEquals(server.mode, "server");
+  assert(server.message.startsWith("-list applies to probe and runcli modes only"), server.message);
+  for (
+    const [args, mode, flag] of [
+      [["-addr=x:1", "-list", "-service=a"], "probe", "-service"],
+      [["-runcli", "-grpcaddr=x:1", "-service-name=a", "-list"], "runcli", "-service-name"],
+      [["-addr=x:1", "-list", "-service="], "probe", "-service"],
+    ] as const
+  ) {
+    const f = err([...args]);
+    assertEquals(f.mode, mode);
+    assertEquals(
+      f.message,
+      `cannot specify ${flag} with -list: -list shows every service the upstream lists; ` +
+        `drop ${flag}, or drop -list to check that service`,
+    );
+  }
 });

@@ -7,7 +7,9 @@
  * @module
  */
 
-import { type CheckResult, type Outcome, statusTable, worstResult } from "./status.ts";
+import { serviceEntry, shown, shownName } from "./body_text.ts";
+import { type CheckResult, statusTable, worstResult } from "./status.ts";
+import { listBody, listHttpStatus, type ListResult } from "./list.ts";
 
 /** What {@link healthHandler} needs to answer health requests. */
 export interface HealthHandlerOptions {
@@ -29,6 +31,10 @@ export interface HealthHandlerOptions {
    * synchronously; undefined (not all known) sends the request to {@link check}.
    */
   resultsInMemory?: (services: readonly string[]) => CheckResult[] | undefined;
+  /** `-http-list-path`: answers every service `Health/List` names; `""` or undefined: off. */
+  listPath?: string;
+  /** Calls `Health/List` (coalesced by the caller); never rejects. Needed with {@link listPath}. */
+  list?: () => Promise<ListResult>;
   /** Returns why a service name is unacceptable, or undefined when it is fine. */
   validateServiceName: (name: string) => string | undefined;
   /**
@@ -45,28 +51,10 @@ export interface HealthHandlerOptions {
 
 /** Bodies stay well under 1 KiB (README, "Server mode"); this leaves room for the "omitted" marker. */
 const BODY_BUDGET = 900;
-/** Longest service name shown in a body; longer ones are cut (the validator should stop them). */
-const MAX_SHOWN_NAME = 200;
 
 /**
- * Fixed, human-readable explanations per outcome for JSON bodies. They come from this table, never
- * from `CheckResult.detail`, so upstream internals (addresses, error text) cannot leak.
- */
-const explanations: Readonly<Record<Outcome, string>> = {
-  SERVING: "serving",
-  NOT_SERVING: "upstream reports NOT_SERVING",
-  UNKNOWN: "upstream reports UNKNOWN",
-  SERVICE_UNKNOWN: "upstream reports SERVICE_UNKNOWN",
-  NOT_FOUND: "service not found on upstream",
-  UNIMPLEMENTED: "upstream does not implement the health service",
-  DEADLINE_EXCEEDED: "health check timed out",
-  RPC_ERROR: "health check RPC failed",
-  CONNECTION_FAILED: "cannot connect to upstream",
-};
-
-/**
- * Builds the request handler for the health (readiness) path and, optionally, the liveness path.
- * Only GET and HEAD are served there (405 otherwise); every other path is 404 with a body that is
+ * Builds the request handler for the health (readiness) path and, optionally, the liveness and
+ * list paths. Only GET and HEAD are served there (405 otherwise); every other path is 404 with a body that is
  * not a health status.
  */
 export function healthHandler(
@@ -91,13 +79,29 @@ export function healthHandler(
     return respond(req, answer.status, answer.body, json ? "application/json" : undefined);
   };
 
+  const list = opts.list;
+  const listPath = opts.listPath && list ? normalizePath(opts.listPath) : undefined;
+  /** The list path's answer; its query string is ignored (there is nothing to pick). */
+  const answerList = (req: Request): Promise<Response> => {
+    const started = performance.now();
+    return list!().then((listed) => {
+      const json = wantsJson(req.headers.get("accept"));
+      const status = listHttpStatus(listed);
+      // Only the path's time is observed: listed names are the upstream's, not the operator's.
+      opts.observe?.(listPath!, [], (performance.now() - started) / 1000, status);
+      return respond(req, status, listBody(listed, json), json ? "application/json" : undefined);
+    }, () => plain(req, 500, "internal error\n"));
+  };
+
   return (req: Request): Response | Promise<Response> => {
     const url = splitTarget(requestTarget(req));
     const liveness = url.pathname !== path && url.pathname === livenessPath;
-    if (url.pathname !== path && !liveness) return plain(req, 404, "not found\n");
+    const listing = url.pathname !== path && !liveness && url.pathname === listPath;
+    if (url.pathname !== path && !liveness && !listing) return plain(req, 404, "not found\n");
     if (req.method !== "GET" && req.method !== "HEAD") {
       return plain(req, 405, "method not allowed\n", { "allow": "GET, HEAD" });
     }
+    if (listing) return answerList(req);
 
     const picked = pickServices(url.search, configured, allowed, opts);
     if ("error" in picked) return plain(req, picked.status, picked.error);
@@ -223,16 +227,12 @@ function readinessAnswer(results: readonly CheckResult[], json: boolean): Answer
   const worst = worstResult(results);
   const status = statusTable[worst.outcome].http;
   if (json) {
-    const entry = (r: CheckResult) => {
-      const e: Record<string, string> = { service: shownName(r.service) };
-      e.status = r.outcome;
-      if (r.outcome !== "SERVING") e.reason = explanations[r.outcome];
-      return e;
-    };
-    if (results.length === 1) return { status, body: JSON.stringify(entry(results[0])) + "\n" };
+    if (results.length === 1) {
+      return { status, body: JSON.stringify(serviceEntry(results[0])) + "\n" };
+    }
     return {
       status,
-      body: jsonList({ status: worst.outcome }, results.map(entry)),
+      body: jsonList({ status: worst.outcome }, results.map(serviceEntry)),
     };
   }
   return {
@@ -300,30 +300,6 @@ function jsonList(head: Record<string, string>, entries: readonly object[]): str
   const out: Record<string, unknown> = { ...head, services: kept };
   if (kept.length < entries.length) out.omitted = entries.length - kept.length;
   return JSON.stringify(out) + "\n";
-}
-
-/**
- * A service name made safe to print: characters outside printable ASCII are escaped and long
- * names cut. Names are validated before they get here; this is a second line of defence.
- */
-function shownName(name: string): string {
-  const escaped = shown(name);
-  return escaped.length > MAX_SHOWN_NAME ? escaped.slice(0, MAX_SHOWN_NAME) + "..." : escaped;
-}
-
-/**
- * Escapes everything outside printable ASCII as `\u{...}`, so no raw input reaches a body; the
- * backslash too, so a name that spells `\u{3c}` reads differently from one holding `<`.
- */
-function shown(text: string): string {
-  let out = "";
-  for (const ch of text) {
-    const c = ch.codePointAt(0)!;
-    // Markup characters too, so no body can be read as HTML whatever a client sniffs.
-    out += c >= 0x20 && c < 0x7f && !`<>&"'\\`.includes(ch) ? ch : `\\u{${c.toString(16)}}`;
-    if (out.length > 2 * MAX_SHOWN_NAME) break;
-  }
-  return out;
 }
 
 /** The configured path as it appears in `URL.pathname` (so "/a b" matches "/a%20b"). */

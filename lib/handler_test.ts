@@ -7,6 +7,7 @@ import {
   wantsJson,
 } from "./handler.ts";
 import { type CheckResult, type Outcome, statusTable } from "./status.ts";
+import type { ListResult } from "./list.ts";
 
 const SECRET = "dial tcp 10.1.2.3:50051: connection refused at stack frame";
 
@@ -410,4 +411,77 @@ Deno.test("requestTarget: the target after the Host header, whatever the Host ho
   assertEquals(requestTarget(req("http://x/?serviceName=z/", "x/?serviceName=z")), "/");
   assertEquals(requestTarget(req("http://a.example:8080/p?q")), "/p?q");
   assertEquals(requestTarget(req("http://a.example:8080")), "/");
+});
+
+/** A handler with the list path on `/services`, whose lister answers `answer`. */
+function listSetup(answer: ListResult, over: Partial<HealthHandlerOptions> = {}) {
+  const listed: number[] = [];
+  const { handler, calls } = setup("SERVING", {
+    listPath: "/services",
+    list: () => {
+      listed.push(1);
+      return Promise.resolve(answer);
+    },
+    ...over,
+  });
+  return { handler, calls, listed };
+}
+
+Deno.test("list path: one entry per listed service; 200 only when all are SERVING", async () => {
+  const cases: [ListResult, number, string][] = [
+    [
+      { results: [{ service: "a", outcome: "SERVING" }, { service: "b", outcome: "SERVING" }] },
+      200,
+      "a SERVING\nb SERVING\n",
+    ],
+    [
+      { results: [{ service: "a", outcome: "SERVING" }, { service: "b", outcome: "UNKNOWN" }] },
+      503,
+      "a SERVING\nb UNKNOWN\n",
+    ],
+    [{ results: [] }, 503, "upstream lists no services (UNKNOWN)\n"],
+    [
+      { failure: { service: "", outcome: "UNIMPLEMENTED", detail: SECRET } },
+      501,
+      "upstream does not implement Health/List (UNIMPLEMENTED)\n",
+    ],
+    [
+      { failure: { service: "", outcome: "CONNECTION_FAILED", detail: SECRET } },
+      503,
+      "cannot connect to upstream (CONNECTION_FAILED)\n",
+    ],
+  ];
+  for (const [answer, status, body] of cases) {
+    const { handler, calls, listed } = listSetup(answer);
+    const res = await handler(get("/services?serviceName=ignored"));
+    assertEquals([res.status, await res.text()], [status, body]);
+    assertEquals(res.headers.get("content-type"), "text/plain; charset=utf-8");
+    assertEquals([listed.length, calls.checked.length], [1, 0]);
+    assertEquals(calls.observed.map((o) => [o.path, o.results.length, o.status]), [[
+      "/services",
+      0,
+      status,
+    ]]);
+    const j = await handler(get("/services", json));
+    assertEquals(j.status, status);
+    assertEquals(j.headers.get("content-type"), "application/json; charset=utf-8");
+    const parsed = await j.json();
+    assertEquals(parsed.services.length, "results" in answer ? answer.results.length : 0);
+  }
+});
+
+Deno.test("list path: HEAD without body, other methods 405, off when not configured", async () => {
+  const answer: ListResult = { results: [{ service: "a", outcome: "NOT_SERVING" }] };
+  const { handler, listed } = listSetup(answer);
+  const head = await handler(get("/services", { method: "HEAD" }));
+  assertEquals([head.status, head.body, head.headers.get("content-length")], [503, null, "14"]);
+  const post = await handler(get("/services", { method: "POST" }));
+  assertEquals([post.status, post.headers.get("allow")], [405, "GET, HEAD"]);
+  await post.body?.cancel();
+  assertEquals(listed.length, 1);
+  // The readiness path still checks; without -http-list-path the path is not found.
+  assertEquals((await handler(get("/"))).status, 200);
+  const off = listSetup(answer, { listPath: "" });
+  const res = await off.handler(get("/services"));
+  assertEquals([res.status, await res.text(), off.listed.length], [404, "not found\n", 0]);
 });

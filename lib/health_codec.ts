@@ -1,6 +1,6 @@
 /**
- * A hand-written protobuf codec for the two messages of `grpc.health.v1.Health/Check` and
- * `/Watch`. It keeps protobufjs and proto-loader (~40 ms of import) off the start-up path;
+ * A hand-written protobuf codec for the messages of `grpc.health.v1.Health/Check`, `/Watch` and
+ * `/List` (gRFC A90). It keeps protobufjs and proto-loader (~40 ms of import) off the start-up path;
  * `health_codec_test.ts` checks it against `proto/health.proto` through protobufjs.
  *
  * @module
@@ -151,6 +151,67 @@ export function encodeHealthCheckResponse(status: number): Uint8Array {
   const out = new Uint8Array(1 + varintLength(status));
   out[0] = 0x08;
   writeVarint(out, 1, status);
+  return out;
+}
+
+/**
+ * Decodes `HealthListResponse { map<string, HealthCheckResponse> statuses = 1; }` to
+ * `[service, status number]` pairs in wire order. As protobuf maps do, a repeated key keeps its
+ * last value; an entry without a key is `""`, without a value status 0 (UNKNOWN). Unknown fields
+ * are skipped. Throws `RangeError` (or `TypeError` for a name that is not UTF-8) on malformed
+ * input. The caller bounds the input (grpc-js's receive limit).
+ */
+export function decodeHealthListResponse(buf: Uint8Array): [string, number][] {
+  const r = new Reader(buf);
+  const statuses = new Map<string, number>();
+  while (!r.done) {
+    const tag = r.varint();
+    if (tag !== 0x0a) {
+      r.skip(tag & 7);
+      continue;
+    }
+    const entry = new Reader(r.bytes());
+    let service = "";
+    let status = 0;
+    while (!entry.done) {
+      const t = entry.varint();
+      if (t === 0x0a) service = decoder.decode(entry.bytes());
+      else if (t === 0x12) status = decodeHealthCheckResponse(entry.bytes());
+      else entry.skip(t & 7);
+    }
+    statuses.set(service, status);
+  }
+  return [...statuses];
+}
+
+/** Encodes `HealthListResponse` from `[service, status number]` pairs (for test servers). */
+export function encodeHealthListResponse(statuses: Iterable<[string, number]>): Uint8Array {
+  const entries: Uint8Array[] = [];
+  let total = 0;
+  for (const [service, status] of statuses) {
+    const name = encoder.encode(service);
+    const value = encodeHealthCheckResponse(status);
+    const length = 1 + varintLength(name.length) + name.length + 1 + varintLength(value.length) +
+      value.length;
+    const entry = new Uint8Array(1 + varintLength(length) + length);
+    entry[0] = 0x0a; // statuses, field 1, length-delimited
+    let at = writeVarint(entry, 1, length);
+    entry[at++] = 0x0a; // key, field 1
+    at = writeVarint(entry, at, name.length);
+    entry.set(name, at);
+    at += name.length;
+    entry[at++] = 0x12; // value, field 2
+    at = writeVarint(entry, at, value.length);
+    entry.set(value, at);
+    entries.push(entry);
+    total += entry.length;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const e of entries) {
+    out.set(e, at);
+    at += e.length;
+  }
   return out;
 }
 

@@ -4,8 +4,10 @@ import { assert, assertEquals } from "../tests/assert.ts";
 import {
   decodeHealthCheckRequest,
   decodeHealthCheckResponse,
+  decodeHealthListResponse,
   encodeHealthCheckRequest,
   encodeHealthCheckResponse,
+  encodeHealthListResponse,
   servingStatusName,
   servingStatusNames,
 } from "./health_codec.ts";
@@ -14,11 +16,11 @@ import {
 function reference() {
   const path = new URL("../proto/health.proto", import.meta.url).pathname;
   const def = protoLoader.loadSync(path, { keepCase: true, enums: Number, defaults: true });
-  const check = def["grpc.health.v1.Health"] as protoLoader.ServiceDefinition;
-  return check.Check;
+  return def["grpc.health.v1.Health"] as protoLoader.ServiceDefinition;
 }
 
-const method = reference();
+const method = reference().Check;
+const listMethod = reference().List;
 const names = ["", "a", "grpc.health.v1.Health", "ünïcødé ✓", "x".repeat(300), "x".repeat(20000)];
 
 Deno.test("HealthCheckRequest encodes as protobufjs does and round-trips", () => {
@@ -138,5 +140,94 @@ Deno.test("random bytes never crash the decoder with anything but RangeError", (
     } catch (err) {
       assert(err instanceof RangeError, String(err));
     }
+  }
+});
+
+/** A HealthListResponse as protobufjs reads it, as sorted pairs. */
+function theirList(bytes: Uint8Array): [string, number][] {
+  const decoded = listMethod.responseDeserialize(Buffer.from(bytes)) as {
+    statuses: Record<string, { status: number }>;
+  };
+  return Object.entries(decoded.statuses).map(([s, v]): [string, number] => [s, v.status]).sort();
+}
+
+Deno.test("HealthListResponse round-trips against protobufjs, both ways", () => {
+  const cases: [string, number][][] = [
+    [],
+    [["", 1]],
+    [["", 1], ["a", 2], ["grpc.health.v1.Health", 3], ["ünïcødé ✓", 0], ["x".repeat(300), 1]],
+    Array.from({ length: 1000 }, (_, i) => [`svc${i}`, i % 4] as [string, number]),
+  ];
+  for (const statuses of cases) {
+    const sorted = [...statuses].sort();
+    const ours = encodeHealthListResponse(statuses);
+    assertEquals(theirList(ours), sorted);
+    assertEquals(decodeHealthListResponse(ours).sort(), sorted);
+    const theirs = listMethod.responseSerialize({
+      statuses: Object.fromEntries(statuses.map(([s, status]) => [s, { status }])),
+    });
+    assertEquals(decodeHealthListResponse(theirs).sort(), sorted);
+  }
+  // HealthListRequest has no fields: the empty message is what protobufjs writes too.
+  assertEquals(listMethod.requestSerialize({}).length, 0);
+});
+
+Deno.test("HealthListResponse: missing key or value, repeated keys, unknown fields", () => {
+  // An entry with neither key nor value: service "" with status 0 (UNKNOWN), as proto3 says
+  // (protobufjs fails on a missing value, so it is compared with a key-less entry only).
+  assertEquals(decodeHealthListResponse(Uint8Array.from([0x0a, 0x00])), [["", 0]]);
+  const keyless = Uint8Array.from([0x0a, 0x02, 0x12, 0x00]);
+  assertEquals(decodeHealthListResponse(keyless), [["", 0]]);
+  assertEquals(theirList(keyless), [["", 0]]);
+  // A repeated key keeps its last value, as protobuf maps do.
+  const twice = Uint8Array.from([
+    ...encodeHealthListResponse([["a", 1]]),
+    ...encodeHealthListResponse([["a", 2]]),
+  ]);
+  assertEquals(decodeHealthListResponse(twice), [["a", 2]]);
+  assertEquals(theirList(twice), [["a", 2]]);
+  // Unknown fields outside and inside an entry are skipped.
+  const unknown = Uint8Array.from([
+    0x10,
+    0x05,
+    0x0a,
+    0x07,
+    0x18,
+    0x01,
+    0x0a,
+    0x01,
+    0x62,
+    0x12,
+    0x00,
+  ]);
+  assertEquals(decodeHealthListResponse(unknown), [["b", 0]]);
+});
+
+Deno.test("malformed HealthListResponse throws RangeError or TypeError, never anything else", () => {
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const valid = encodeHealthListResponse([["a", 1], ["bb", 2]]);
+  for (let i = 0; i < 5000; i++) {
+    // Random bytes, and valid messages with one byte changed or cut short.
+    const bytes = i % 2 === 0
+      ? Uint8Array.from({ length: Math.floor(rand() * 16) }, () => Math.floor(rand() * 256))
+      : valid.slice(0, 1 + Math.floor(rand() * valid.length));
+    if (i % 4 === 1) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+    try {
+      for (const [s, status] of decodeHealthListResponse(bytes)) {
+        assert(typeof s === "string" && Number.isInteger(status));
+      }
+    } catch (err) {
+      assert(err instanceof RangeError || err instanceof TypeError, String(err));
+    }
+  }
+  for (const bytes of [[0x0a], [0x0a, 0x05, 0x0a], [0x0a, 0x03, 0x0a, 0x01, 0xff]]) {
+    let threw: unknown;
+    try {
+      decodeHealthListResponse(Uint8Array.from(bytes));
+    } catch (err) {
+      threw = err;
+    }
+    assert(threw instanceof RangeError || threw instanceof TypeError, `no error for ${bytes}`);
   }
 });

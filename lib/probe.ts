@@ -7,9 +7,17 @@
  */
 
 import { formatGoDuration } from "./duration.ts";
-import { type CheckResult, probeExit, runcliExit, statusTable, worstResult } from "./status.ts";
+import {
+  type CheckResult,
+  invalidArgumentExit,
+  probeExit,
+  runcliExit,
+  statusTable,
+  worstResult,
+} from "./status.ts";
 import { FastHealth } from "./fast_check.ts";
 import { CONNECT_TIMEOUT, dialTarget, type UpstreamOptions } from "./upstream_options.ts";
+import { listedName, listOutcome } from "./list.ts";
 // grpc-js (upstream.ts) is imported only when the fast path cannot decide: loading it and
 // node:http2 costs more than the whole check otherwise (docs/performance.md).
 
@@ -21,12 +29,16 @@ export interface OneShotOptions extends UpstreamOptions {
   services: readonly string[];
   /** glog-style verbosity: > 0 prints connection and timing lines. */
   verbosity: number;
+  /** `-list`: list every service with `Health/List` instead of checking {@link services}. */
+  list?: boolean;
 }
 
 /** Where a one-shot check writes and how it is cancelled. */
 export interface OneShotIo {
   /** Writes one line (without newline) to stderr. */
   print: (line: string) => void;
+  /** Writes one line of results (`-list`'s entries) to stdout; {@link print} when not given. */
+  out?: (line: string) => void;
   /** Aborts the check (SIGINT/SIGTERM in the real program). */
   signal?: AbortSignal;
 }
@@ -167,16 +179,21 @@ export function grpcJsUsed(): boolean {
   return grpcJsLoaded;
 }
 
-/** Checks `services` with grpc-js, one after another on one channel. */
-async function grpcJsChecks(
+/** grpc-js's upstream client, loaded on first use. */
+type Upstream = InstanceType<typeof import("./upstream.ts").UpstreamHealth>;
+
+/**
+ * Opens a grpc-js channel to the upstream, hands it to `use` and closes it after; unreadable
+ * TLS material is a `configError` (an invalid argument).
+ */
+async function withGrpcJs<T>(
   opts: OneShotOptions,
-  services: readonly string[],
   connectBudgetMs: number,
-  io: OneShotIo,
-): Promise<CheckResult[] | { configError: string }> {
+  use: (upstream: Upstream) => Promise<T>,
+): Promise<T | { configError: string }> {
   grpcJsLoaded = true;
   const { UpstreamConfigError, UpstreamHealth } = await import("./upstream.ts");
-  let upstream: InstanceType<typeof UpstreamHealth>;
+  let upstream: Upstream;
   try {
     upstream = new UpstreamHealth({ ...opts, connectTimeoutMs: connectBudgetMs });
   } catch (err) {
@@ -184,6 +201,20 @@ async function grpcJsChecks(
     throw err;
   }
   try {
+    return await use(upstream);
+  } finally {
+    upstream.close();
+  }
+}
+
+/** Checks `services` with grpc-js, one after another on one channel. */
+function grpcJsChecks(
+  opts: OneShotOptions,
+  services: readonly string[],
+  connectBudgetMs: number,
+  io: OneShotIo,
+): Promise<CheckResult[] | { configError: string }> {
+  return withGrpcJs(opts, connectBudgetMs, async (upstream) => {
     const results: CheckResult[] = [];
     // The first one pays for the connection.
     for (const service of services) {
@@ -196,9 +227,37 @@ async function grpcJsChecks(
       );
     }
     return results;
-  } finally {
-    upstream.close();
+  });
+}
+
+/**
+ * `-list`: one `Health/List` call through grpc-js; every listed service and its status on
+ * stdout (sorted, one line each), what went wrong on stderr, and the status table's exit code
+ * for the list's outcome (SERVING only when at least one service is listed and all are).
+ */
+async function runList(mode: OneShotMode, opts: OneShotOptions, io: OneShotIo): Promise<number> {
+  const listed = await withGrpcJs(opts, opts.connectTimeoutMs, async (upstream) => {
+    const r = await upstream.list(io.signal);
+    return "failure" in r ? { failure: await upstream.explain(r.failure) } : r;
+  });
+  if ("configError" in listed) {
+    io.print(`error: ${listed.configError}`);
+    return invalidArgumentExit[mode];
   }
+  const out = io.out ?? io.print;
+  if ("results" in listed) {
+    for (const r of listed.results) out(`${listedName(r.service)} ${r.outcome}`);
+    if (listed.results.length === 0) {
+      io.print("no services listed: the upstream's Health/List answered an empty list");
+    }
+  } else if (listed.failure.outcome === "UNIMPLEMENTED") {
+    const cause = "this server does not implement Health/List (grpc.health.v1.Health/List): " +
+      listed.failure.detail;
+    io.print(mode === "probe" ? `error: ${cause}` : `HealthCheck Probe Error: ${cause}`);
+  } else {
+    io.print((mode === "probe" ? probeLine : runcliLine)(listed.failure, opts));
+  }
+  return statusTable[listOutcome(listed)][mode];
 }
 
 /**
@@ -214,6 +273,7 @@ export async function runOneShot(
   const invalid = mode === "probe" ? probeExit.INVALID_ARGUMENTS : runcliExit.INVALID_ARGUMENTS;
   const verbose = opts.verbosity > 0;
   if (verbose) io.print(`establishing connection to "${dialTarget(opts.addr)}"`);
+  if (opts.list) return await runList(mode, opts, io);
   const started = performance.now();
   const results = await fastChecks(opts, io, verbose);
   const rest = opts.services.slice(results.length);

@@ -6,7 +6,7 @@
  */
 
 import { BackgroundChecker } from "./background.ts";
-import { coalescingChecker, isRefusal } from "./checker.ts";
+import { coalescingChecker, coalescingLister, isRefusal } from "./checker.ts";
 import { type Config, validateServiceName } from "./flags.ts";
 import { healthHandler } from "./handler.ts";
 import { selfSignedCertificate, watchCertificateFiles } from "./certificates.ts";
@@ -229,6 +229,10 @@ export async function startServer(
           services.every((s) => bg.has(s)) ? services.map((s) => bg.current(s)) : undefined
         : undefined,
       validateServiceName,
+      // Health/List is called live (one call at a time) even with background checking: see
+      // docs/list.md for why it is not polled.
+      listPath: config.httpListPath,
+      list: config.httpListPath ? coalescingLister((s) => upstream.list(s)) : undefined,
       observe: (path, results, seconds) => {
         answered++;
         metrics.observe(path, results, seconds);

@@ -11,7 +11,11 @@ import { Buffer } from "node:buffer";
 import { isIP } from "node:net";
 import tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
-import { decodeHealthCheckResponse, encodeHealthCheckRequest } from "./health_codec.ts";
+import {
+  decodeHealthCheckResponse,
+  decodeHealthListResponse,
+  encodeHealthCheckRequest,
+} from "./health_codec.ts";
 import {
   CHECK_METHOD,
   CONNECT_TIMEOUT,
@@ -22,12 +26,16 @@ import {
 } from "./upstream_options.ts";
 import { readPemFile, tlsMaterialProblem } from "./tls_material.ts";
 import type { CheckResult, Outcome } from "./status.ts";
+import { listedResults, type ListResult } from "./list.ts";
 import { DroppedConnectionBackoff } from "./upstream_backoff.ts";
 
 // Re-exported: callers of the grpc-js client need not know where the shared parts live.
 export { CONNECT_TIMEOUT, dialTarget, UpstreamConfigError, type UpstreamOptions };
 
 const WATCH_METHOD = "/grpc.health.v1.Health/Watch";
+const LIST_METHOD = "/grpc.health.v1.Health/List";
+/** `HealthListRequest` has no fields: its encoding is empty. */
+const LIST_REQUEST = new Uint8Array(0);
 
 let ipServernameShimInstalled = false;
 
@@ -148,25 +156,11 @@ function connectionCause(raw: string): string {
 }
 
 /** gRPC status codes as Go's `codes.Code.String()` spells them, which log scrapers match. */
-const GO_CODE_NAMES = [
-  "OK",
-  "Canceled",
-  "Unknown",
-  "InvalidArgument",
-  "DeadlineExceeded",
-  "NotFound",
-  "AlreadyExists",
-  "PermissionDenied",
-  "ResourceExhausted",
-  "FailedPrecondition",
-  "Aborted",
-  "OutOfRange",
-  "Unimplemented",
-  "Internal",
-  "Unavailable",
-  "DataLoss",
-  "Unauthenticated",
-];
+const GO_CODE_NAMES = (
+  "OK Canceled Unknown InvalidArgument DeadlineExceeded NotFound AlreadyExists PermissionDenied " +
+  "ResourceExhausted FailedPrecondition Aborted OutOfRange Unimplemented Internal Unavailable " +
+  "DataLoss Unauthenticated"
+).split(" ");
 
 /**
  * A gRPC error's code and text as Go's grpc prints them (`rpc error: code = NotFound desc =
@@ -236,7 +230,38 @@ export class UpstreamHealth {
     if (held) return held;
     const ready = await this.#waitReady(signal);
     if (!ready.ok) return { service, outcome: "CONNECTION_FAILED", detail: ready.detail };
-    return await this.#callCheck(service, signal);
+    const answer = await this.#call(
+      CHECK_METHOD,
+      encodeHealthCheckRequest(service),
+      decodeHealthCheckResponse,
+      service,
+      signal,
+    );
+    return "failure" in answer
+      ? answer.failure
+      : { service, outcome: outcomeOfStatus(answer.value) };
+  }
+
+  /**
+   * Calls `Health/List` (gRFC A90) with the same timeouts, credentials and metadata as
+   * {@link check}: every listed service's outcome, sorted by name, or how the call failed (as
+   * a result for service `""`; UNIMPLEMENTED when the upstream has no List). Never rejects.
+   */
+  async list(signal?: AbortSignal): Promise<ListResult> {
+    const held = this.#backoff.held("");
+    if (held) return { failure: held };
+    const ready = await this.#waitReady(signal);
+    if (!ready.ok) {
+      return { failure: { service: "", outcome: "CONNECTION_FAILED", detail: ready.detail } };
+    }
+    const answer = await this.#call(
+      LIST_METHOD,
+      LIST_REQUEST,
+      decodeHealthListResponse,
+      "",
+      signal,
+    );
+    return "failure" in answer ? answer : { results: listedResults(answer.value) };
   }
 
   /**
@@ -376,49 +401,60 @@ export class UpstreamHealth {
     });
   }
 
-  #callCheck(service: string, signal?: AbortSignal): Promise<CheckResult> {
+  /**
+   * One unary health RPC within the RPC timeout: the decoded answer, or the failure classified
+   * as a result for `service`. Every end goes through the dropped-connection backoff.
+   */
+  #call<T>(
+    method: string,
+    request: Uint8Array,
+    decode: (b: Uint8Array) => T,
+    service: string,
+    signal?: AbortSignal,
+  ): Promise<{ value: T } | { failure: CheckResult }> {
     return new Promise((resolve) => {
       let call: grpc.ClientUnaryCall | undefined = undefined;
       const onAbort = () => call?.cancel();
       call = this.#client.makeUnaryRequest(
-        CHECK_METHOD,
-        (s: string) => Buffer.from(encodeHealthCheckRequest(s)),
-        (b: Buffer) => decodeHealthCheckResponse(b),
-        service,
+        method,
+        (b: Uint8Array) => Buffer.from(b),
+        (b: Buffer) => decode(b),
+        request,
         this.#metadata(),
         { deadline: Date.now() + this.#opts.rpcTimeoutMs },
-        (err: grpc.ServiceError | null, status?: number) => {
+        (err: grpc.ServiceError | null, value?: T) => {
           signal?.removeEventListener("abort", onAbort);
-          // Every answer goes through the backoff: a drop extends it, an upstream answer ends it.
-          const done = (result: CheckResult) => {
-            this.#backoff.record(result, err !== null && droppedConnection(err));
-            resolve(result);
-          };
-          if (!err) return done({ service, outcome: outcomeOfStatus(status ?? 0) });
-          const noConnection = err.code === grpc.status.UNAVAILABLE &&
-            NO_CONNECTION.exec(err.details);
-          if (noConnection) {
-            return done({
-              service,
-              outcome: "CONNECTION_FAILED",
-              detail: connectionCause(noConnection[1]),
-            });
+          if (!err) {
+            // An answer from the upstream ends the backoff, whatever it said.
+            this.#backoff.record({ service, outcome: "SERVING" }, false);
+            return resolve({ value: value as T });
           }
-          // A server that is shutting down refuses new streams without processing them, and a
-          // name that does not resolve was never reached: both are connection failures.
-          if (
-            err.code === grpc.status.UNAVAILABLE &&
-            (err.details === "Stream refused by server" || UNRESOLVED.test(err.details))
-          ) {
-            return done({ service, outcome: "CONNECTION_FAILED", detail: grpcErrorDetail(err) });
-          }
-          this.#healDeadConnection(err);
-          done({ service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) });
+          const failure = this.#failure(err, service);
+          this.#backoff.record(failure, droppedConnection(err));
+          resolve({ failure });
         },
       );
       if (signal?.aborted) call.cancel();
       else signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /** What a gRPC error on a unary health RPC says about `service`. */
+  #failure(err: grpc.ServiceError, service: string): CheckResult {
+    const noConnection = err.code === grpc.status.UNAVAILABLE && NO_CONNECTION.exec(err.details);
+    if (noConnection) {
+      return { service, outcome: "CONNECTION_FAILED", detail: connectionCause(noConnection[1]) };
+    }
+    // A server that is shutting down refuses new streams without processing them, and a
+    // name that does not resolve was never reached: both are connection failures.
+    if (
+      err.code === grpc.status.UNAVAILABLE &&
+      (err.details === "Stream refused by server" || UNRESOLVED.test(err.details))
+    ) {
+      return { service, outcome: "CONNECTION_FAILED", detail: grpcErrorDetail(err) };
+    }
+    this.#healDeadConnection(err);
+    return { service, outcome: outcomeOfError(err), detail: grpcErrorDetail(err) };
   }
 }
 

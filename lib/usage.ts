@@ -115,6 +115,8 @@ export function usage(mode: Mode = "server"): string {
       // Server and background flags say so in their group title.
       if (!spec.modes.includes("probe") && spec.group !== "server" && spec.group !== "background") {
         help += " (not in probe mode)";
+      } else if (!spec.modes.includes("server") && spec.group === "other") {
+        help += " (not in server mode)";
       }
       out.push(...wrap(help, 100, "        "));
     }

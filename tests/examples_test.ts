@@ -418,6 +418,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "examples: Health/List of echo_server through -list and the list path",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const echo = await startEchoServer({ port: 0 });
+    try {
+      // The README's commands, with this machine's port.
+      const listed = '"" SERVING\necho.v1.Echo SERVING\n';
+      const ok = await runMain([`-addr=localhost:${echo.port}`, "-list"]);
+      assertEquals([ok.code, ok.stdout], [0, listed], ok.stderr);
+      const child = await spawnMain([
+        `-grpcaddr=localhost:${echo.port}`,
+        "-http-listen-addr=127.0.0.1:0",
+        "-metrics-http-listen-addr=",
+        "-http-list-path=/services",
+      ]);
+      try {
+        const res = await fetch(`${child.urls[0]}/services`);
+        assertEquals([res.status, await res.text()], [200, listed]);
+        echo.setStatus("NOT_SERVING");
+        const bad = await fetch(`${child.urls[0]}/services`);
+        assertEquals(bad.status, 503);
+        await bad.body?.cancel();
+      } finally {
+        assertEquals((await stopMain(child)).code, 0);
+      }
+      const down = await runMain([`-addr=localhost:${echo.port}`, "-list"]);
+      assertEquals(down.code, 4, down.stderr);
+    } finally {
+      await echo.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "deno task demo --once: shows 200 and 503, exits 0",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -435,6 +470,8 @@ Deno.test({
     assertEquals(out.code, 0, text + dec.decode(out.stderr));
     assertMatch(text, /-> 200 SERVING/);
     assertMatch(text, /-> 503 NOT_SERVING/);
+    assertMatch(text, /-> 200 "" SERVING \| echo\.v1\.Echo SERVING\n/);
+    assertMatch(text, /list {3}-> 503 "" NOT_SERVING \| echo\.v1\.Echo NOT_SERVING\n/);
     assertMatch(text, /curl -i --cacert \S*ca\.pem --cert \S*client\.pem --key \S*client-key\.pem/);
     assertMatch(text, /stopped: upstream exit 0/);
   },

@@ -276,7 +276,7 @@ async function show(
     {
       kind: "HTTP",
       url: `http://127.0.0.1:${http}/`,
-      flags: [`-metrics-http-listen-addr=127.0.0.1:${metricsPort}`],
+      flags: [`-metrics-http-listen-addr=127.0.0.1:${metricsPort}`, "-http-list-path=/services"],
       curl: `curl -i http://127.0.0.1:${http}/`,
       client: Deno.createHttpClient({}),
     },
@@ -334,6 +334,8 @@ async function show(
   const [h] = listeners;
   console.log(`  curl -i -H 'Accept: application/json' ${h.url}`);
   console.log(`  curl -i '${h.url}?serviceName=echo.v1.Echo'`);
+  console.log(`  curl -i ${h.url}services          # every service Health/List names`);
+  console.log(`  deno task start -addr=${target} -list   # the same, as a probe's exit code`);
   console.log(`  curl -s http://127.0.0.1:${metricsPort}/metrics | grep grpc_health_check`);
 
   console.log("\nWhat they return now:\n");
@@ -352,6 +354,10 @@ async function show(
   console.log(
     `    -> ${expect(await ask(h.client, `${h.url}?serviceName=no.such.Service`), /^404 /)}`,
   );
+  // Several lines: shown on one, separated by " | ".
+  const listed = async () => (await ask(h.client, `${h.url}services`)).replaceAll("\n", " | ");
+  console.log(`  $ curl -i ${h.url}services`);
+  console.log(`    -> ${expect(await listed(), /^200 "" SERVING \| echo\.v1\.Echo SERVING$/)}`);
   const mtlsUrl = listeners[2].url;
   console.log(`  $ curl -i ${caFlag} ${mtlsUrl}   (mTLS without a client certificate)`);
   console.log(
@@ -370,6 +376,7 @@ async function show(
   await upstream.send("not_serving");
   await upstream.waitForLine(/^ok NOT_SERVING/, 5000);
   await showAll(/^503 NOT_SERVING$/);
+  console.log(`  list   -> ${expect(await listed(), /^503 .*echo\.v1\.Echo NOT_SERVING$/)}`);
   console.log(`\n...and back to SERVING ("serving"):\n`);
   await upstream.send("serving");
   await upstream.waitForLine(/^ok SERVING/, 5000);
