@@ -146,6 +146,7 @@ export function validate(c: Config, spelled: ReadonlyMap<string, string>): strin
     ["metrics-http-path", c.metricsHttpPath],
   ];
   if (c.httpLivenessPath !== "") paths.push(["http-liveness-path", c.httpLivenessPath]);
+  if (c.statusHttpPath !== "") paths.push(["status-http-path", c.statusHttpPath]);
   for (const [flag, path] of paths) {
     const p = checkPath(path);
     if (p) return `invalid -${flag} ${quote(path)}: ${p}`;
@@ -154,6 +155,16 @@ export function validate(c: Config, spelled: ReadonlyMap<string, string>): strin
     return `-http-liveness-path must differ from -http-listen-path (both ${
       quote(c.httpListenPath)
     })`;
+  }
+  // Only when asked for: a -metrics-http-path of /status from before the page keeps working
+  // (the metrics win there; the page is still at /status.json or moves with this flag).
+  if (
+    spelled.has("statusHttpPath") && c.statusHttpPath !== "" &&
+    [c.statusHttpPath, `${c.statusHttpPath}.json`].includes(c.metricsHttpPath)
+  ) {
+    return `-status-http-path ${quote(c.statusHttpPath)} would hide -metrics-http-path ${
+      quote(c.metricsHttpPath)
+    }; choose another path, or -status-http-path= to disable the status page`;
   }
   // Background checking.
   if (c.checkIntervalMs < 0) {
