@@ -449,6 +449,17 @@ const rows = [
     group: "server",
     modes: SERVER_V1,
   },
+  {
+    names: ["status-http-path"],
+    kind: "string",
+    key: "statusHttpPath",
+    default: "/status",
+    valueName: "path",
+    help: "URL path of the operator page (HTML; JSON at the path plus .json) on the metrics " +
+      'listener; "" disables',
+    group: "server",
+    modes: SERVER,
+  },
   // --- background checking ---
   {
     names: ["check-interval"],

@@ -151,12 +151,15 @@ export function validate(c: Config, spelled: ReadonlyMap<string, string>): strin
   ];
   if (c.httpLivenessPath !== "") paths.push(["http-liveness-path", c.httpLivenessPath]);
   if (c.httpListPath !== "") paths.push(["http-list-path", c.httpListPath]);
+  if (c.statusHttpPath !== "") paths.push(["status-http-path", c.statusHttpPath]);
   for (const [flag, path] of paths) {
     const p = checkPath(path);
     if (p) return `invalid -${flag} ${quote(path)}: ${p}`;
   }
   // Each path of the health listener answers one thing: no two may be the same.
-  const healthPaths = paths.filter(([flag]) => flag !== "metrics-http-path");
+  const healthPaths = paths.filter(([flag]) =>
+    flag !== "metrics-http-path" && flag !== "status-http-path"
+  );
   for (let i = 0; i < healthPaths.length; i++) {
     for (let j = i + 1; j < healthPaths.length; j++) {
       if (healthPaths[i][1] === healthPaths[j][1]) {
@@ -165,6 +168,16 @@ export function validate(c: Config, spelled: ReadonlyMap<string, string>): strin
         })`;
       }
     }
+  }
+  // Only when asked for: a -metrics-http-path of /status from before the page keeps working
+  // (the metrics win there; the page is still at /status.json or moves with this flag).
+  if (
+    spelled.has("statusHttpPath") && c.statusHttpPath !== "" &&
+    [c.statusHttpPath, `${c.statusHttpPath}.json`].includes(c.metricsHttpPath)
+  ) {
+    return `-status-http-path ${quote(c.statusHttpPath)} would hide -metrics-http-path ${
+      quote(c.metricsHttpPath)
+    }; choose another path, or -status-http-path= to disable the status page`;
   }
   // Background checking.
   if (c.checkIntervalMs < 0) {

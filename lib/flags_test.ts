@@ -55,6 +55,7 @@ const defaults: Config = {
   httpsSelfSigned: false,
   metricsHttpListenAddr: "localhost:9000",
   metricsHttpPath: "/metrics",
+  statusHttpPath: "/status",
   jsonLog: false,
   debug: false,
   logTarget: "",
@@ -524,6 +525,7 @@ Deno.test("server and background flags", () => {
     "-https-listen-ca=ca.pem",
     "-metrics-http-listen-addr=",
     "-metrics-http-path=/m",
+    "-status-http-path=",
     "-check-interval=2s",
     "-healthy-threshold=2",
     "-unhealthy-threshold",
@@ -549,6 +551,7 @@ Deno.test("server and background flags", () => {
     httpsListenCa: "ca.pem",
     metricsHttpListenAddr: "",
     metricsHttpPath: "/m",
+    statusHttpPath: "",
     checkIntervalMs: 2000,
     healthyThreshold: 2,
     unhealthyThreshold: 3,
@@ -1187,6 +1190,19 @@ const validationCases: [string[], string | undefined, Mode, string][] = [
     '-metrics-http-path "metrics": must start with "/", e.g. /metrics',
   ],
   [
+    ["-grpcaddr=x", "-status-http-path=status"],
+    undefined,
+    "server",
+    'invalid -status-http-path "status": must start with "/", e.g. /status',
+  ],
+  [
+    ["-grpcaddr=x", "-metrics-http-path=/s.json", "-status-http-path=/s"],
+    undefined,
+    "server",
+    '-status-http-path "/s" would hide -metrics-http-path "/s.json"; choose another path, or ' +
+    "-status-http-path= to disable the status page",
+  ],
+  [
     ["-grpcaddr=x", "-http-liveness-path=live"],
     undefined,
     "server",
@@ -1448,4 +1464,9 @@ Deno.test("-list: probe and runcli only, never with -service", () => {
         `drop ${flag}, or drop -list to check that service`,
     );
   }
+});
+
+Deno.test("a -metrics-http-path of /status from before the status page still starts", () => {
+  const c = ok(["-grpcaddr=x", "-metrics-http-path=/status"]);
+  assertEquals([c.metricsHttpPath, c.statusHttpPath], ["/status", "/status"]);
 });

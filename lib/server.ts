@@ -21,6 +21,8 @@ import { releaseHeapAfterBursts } from "./heap_release.ts";
 import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
 import { type CheckResult, type HealthChecker, SERVER_START_FAILED } from "./status.ts";
 import { UpstreamConfigError, UpstreamHealth } from "./upstream.ts";
+import { RecentAnswers, StateHistory } from "./status_history.ts";
+import { statusSnapshots, withStatusPage } from "./status_page.ts";
 
 /** How many service names have their state (and its changes) tracked in on-demand mode. */
 const MAX_TRACKED_SERVICES = 1000;
@@ -37,18 +39,26 @@ class StartError extends Error {}
 /** State-change lines per service and minute; beyond, one summary line ends the minute. */
 const STATE_CHANGE_LINES_PER_MINUTE = 10;
 
-/** Reports state changes: `report` logs and counts one, `close` cancels pending summaries. */
+/**
+ * Reports state changes: `report` logs, counts and records one (for the status page), `close`
+ * cancels pending summaries.
+ */
 interface StateChanges {
   report(service: string, from: string | undefined, to: CheckResult): void;
   close(): void;
 }
 
 /**
- * Logs each state change of a service (warn when it is not SERVING) and counts it in the
- * metrics. A flapping service logs at most {@link STATE_CHANGE_LINES_PER_MINUTE} lines a
- * minute, then one line with how many were left out and where it stands; metrics count all.
+ * Logs each state change of a service (warn when it is not SERVING), counts it in the metrics
+ * and records it for the status page. A flapping service logs at most
+ * {@link STATE_CHANGE_LINES_PER_MINUTE} lines a minute, then one line with how many were left
+ * out and where it stands; the metrics and the page's history see every change.
  */
-function stateChanges(logger: Logger, metrics: HealthMetrics): StateChanges {
+function stateChanges(
+  logger: Logger,
+  metrics: HealthMetrics,
+  history: StateHistory,
+): StateChanges {
   const latest = new Map<string, string>();
   const limiter = new LineLimiter({
     perWindow: STATE_CHANGE_LINES_PER_MINUTE,
@@ -63,6 +73,7 @@ function stateChanges(logger: Logger, metrics: HealthMetrics): StateChanges {
   return {
     report(service, from, to) {
       metrics.stateChange(service, to.outcome);
+      history.record(service, from, to);
       latest.set(service, to.outcome);
       if (!limiter.allow(service)) return;
       const fields = {
@@ -201,7 +212,9 @@ export async function startServer(
       : undefined;
     const metrics = createHealthMetrics({ knownServices: config.services });
     let answered = 0; // health requests, for telling a burst from quiet
-    changes = stateChanges(logger, metrics);
+    const history = new StateHistory();
+    const recentAnswers = new RecentAnswers();
+    changes = stateChanges(logger, metrics, history);
     const onDemand = stateTracking(
       coalescingChecker((s) => upstream.check(s), {
         maxInFlight: MAX_IN_FLIGHT_CHECKS,
@@ -236,6 +249,7 @@ export async function startServer(
       observe: (path, results, seconds) => {
         answered++;
         metrics.observe(path, results, seconds);
+        recentAnswers.observe(seconds);
       },
     });
     const health = await serveHealth({
@@ -260,7 +274,11 @@ export async function startServer(
       try {
         metricsListener = await serveHealth({
           addr: config.metricsHttpListenAddr,
-          handler: metricsHandler(metrics, config.metricsHttpPath),
+          handler: withStatusPage(
+            statusSnapshots({ config, target: upstream.target, history, answers: recentAnswers }),
+            { status: config.statusHttpPath, metrics: config.metricsHttpPath },
+            metricsHandler(metrics, config.metricsHttpPath),
+          ),
           logger,
         });
       } catch (err) {

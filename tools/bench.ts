@@ -18,10 +18,11 @@
  *   runs against SERVING plaintext and TLS (`-tls-ca-cert`) upstreams, next to a bare
  *   `deno run` hello and to the same probe forced onto grpc-js, with the ratios to the hello.
  *
- * `--probe-only`, `--server-only`, `--https-only`, `--first-byte`, `--fast-path` and `--memory`
- * (tools/bench_memory.ts) run one part. Needs `wrk`,
- * `curl` and `/usr/bin/time` (`apt-get install wrk curl time`); a part whose tool is missing says
- * SKIPPED.
+ * `--probe-only`, `--server-only`, `--https-only`, `--first-byte`, `--fast-path`, `--memory`
+ * (tools/bench_memory.ts) and `--status-page` (tools/bench_status_page.ts, alone: health
+ * throughput with a headless Chromium polling `/status`) run one part. Needs `wrk`, `curl`,
+ * `/usr/bin/time` and for `--status-page` `chromium` (`apt-get install wrk curl time chromium`);
+ * a part whose tool is missing says SKIPPED.
  *
  * @module
  */
@@ -30,6 +31,7 @@ import { HealthFixture } from "../tests/fixture/health_server.ts";
 import { startRawUpstream } from "../tests/fixture/raw_upstream.ts";
 import { PATH_SWITCH } from "../lib/probe.ts";
 import { benchMemory } from "./bench_memory.ts";
+import { benchStatusPage } from "./bench_status_page.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const perms = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
@@ -404,6 +406,7 @@ if (import.meta.main) {
       "--first-byte",
       "--fast-path",
       "--memory",
+      "--status-page",
     ]
       .find((a) => args.has(a));
     if (!only || only === "--probe-only") {
@@ -475,6 +478,18 @@ if (import.meta.main) {
         proxy: (flags) => startServer(fixture, flags, false),
         load: (url) => wrk(url, 16, 10),
       });
+    }
+    // Alone: it takes a minute and a browser.
+    if (only === "--status-page") {
+      if (!(await has("wrk")) || !(await has("chromium"))) {
+        console.log("SKIPPED status page: wrk or chromium missing (apt-get install wrk chromium)");
+      } else {
+        await benchStatusPage({
+          proxy: (flags) => startServer(fixture, flags, false),
+          load: (url) => wrk(url, 64, 10),
+          freePort,
+        });
+      }
     }
   } finally {
     await fixture.stop();
