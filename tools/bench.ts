@@ -34,7 +34,9 @@ import { benchMemory } from "./bench_memory.ts";
 import { benchStatusPage } from "./bench_status_page.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const perms = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
+/** How `deno task start` runs main.ts (deno.json): permissions and V8 flags, as users run it. */
+const perms = (JSON.parse(Deno.readTextFileSync(`${root}deno.json`)).tasks.start as string)
+  .split(/\s+/).filter((w) => w.startsWith("--"));
 const args = new Set(Deno.args);
 
 async function has(tool: string): Promise<boolean> {
