@@ -10,7 +10,11 @@
  * @module
  */
 
-import { decodeHealthCheckResponse, encodeHealthCheckRequest } from "./health_codec.ts";
+import {
+  concatBytes,
+  decodeHealthCheckResponse,
+  encodeHealthCheckRequest,
+} from "./health_codec.ts";
 import type { CheckResult } from "./status.ts";
 import {
   CHECK_METHOD,
@@ -134,13 +138,7 @@ async function readBody(body: ReadableStream<Uint8Array>): Promise<Uint8Array | 
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** Health checks over Deno's native HTTP/2 client; one connection for all of a run's checks. */

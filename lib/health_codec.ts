@@ -187,7 +187,6 @@ export function decodeHealthListResponse(buf: Uint8Array): [string, number][] {
 /** Encodes `HealthListResponse` from `[service, status number]` pairs (for test servers). */
 export function encodeHealthListResponse(statuses: Iterable<[string, number]>): Uint8Array {
   const entries: Uint8Array[] = [];
-  let total = 0;
   for (const [service, status] of statuses) {
     const name = encoder.encode(service);
     const value = encodeHealthCheckResponse(status);
@@ -204,13 +203,17 @@ export function encodeHealthListResponse(statuses: Iterable<[string, number]>): 
     at = writeVarint(entry, at, value.length);
     entry.set(value, at);
     entries.push(entry);
-    total += entry.length;
   }
-  const out = new Uint8Array(total);
+  return concatBytes(entries);
+}
+
+/** `parts` one after another in one array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const e of entries) {
-    out.set(e, at);
-    at += e.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
   }
   return out;
 }

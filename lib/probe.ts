@@ -7,14 +7,7 @@
  */
 
 import { formatGoDuration } from "./duration.ts";
-import {
-  type CheckResult,
-  invalidArgumentExit,
-  probeExit,
-  runcliExit,
-  statusTable,
-  worstResult,
-} from "./status.ts";
+import { type CheckResult, invalidArgumentExit, statusTable, worstResult } from "./status.ts";
 import { FastHealth } from "./fast_check.ts";
 import { CONNECT_TIMEOUT, dialTarget, type UpstreamOptions } from "./upstream_options.ts";
 import { listedName, listOutcome } from "./list.ts";
@@ -270,7 +263,7 @@ export async function runOneShot(
   opts: OneShotOptions,
   io: OneShotIo,
 ): Promise<number> {
-  const invalid = mode === "probe" ? probeExit.INVALID_ARGUMENTS : runcliExit.INVALID_ARGUMENTS;
+  const invalid = invalidArgumentExit[mode];
   const verbose = opts.verbosity > 0;
   if (verbose) io.print(`establishing connection to "${dialTarget(opts.addr)}"`);
   if (opts.list) return await runList(mode, opts, io);

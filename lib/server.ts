@@ -59,7 +59,6 @@ function stateChanges(
   metrics: HealthMetrics,
   history: StateHistory,
 ): StateChanges {
-  const latest = new Map<string, string>();
   const limiter = new LineLimiter({
     perWindow: STATE_CHANGE_LINES_PER_MINUTE,
     windowMs: 60_000,
@@ -67,14 +66,13 @@ function stateChanges(
       logger.warn("upstream state changes not logged (flapping)", {
         service,
         suppressed,
-        now: latest.get(service) ?? "unknown",
+        now: history.outcome(service) ?? "unknown",
       }),
   });
   return {
     report(service, from, to) {
       metrics.stateChange(service, to.outcome);
       history.record(service, from, to);
-      latest.set(service, to.outcome);
       if (!limiter.allow(service)) return;
       const fields = {
         service,

@@ -63,6 +63,11 @@ export class StateHistory {
     this.#current.set(service, { service, outcome: to.outcome, since: at, detail });
   }
 
+  /** The current outcome of `service`; undefined before its first change. */
+  outcome(service: string): Outcome | undefined {
+    return this.#current.get(service)?.outcome;
+  }
+
   /** The kept changes, newest first. */
   changes(): StateChangeRecord[] {
     const out: StateChangeRecord[] = [];

@@ -94,13 +94,14 @@ export class TlsGate {
     pem: { cert: string; key: string },
     opts: GateOptions,
   ): Promise<TlsGate> {
-    const context = tls.createSecureContext(secureOptions(pem, opts.client));
+    const options = secureOptions(pem, opts.client);
+    const context = tls.createSecureContext(options);
     const adopt = opts.accept ? await socketAdopter() : undefined;
     let front: Deno.Listener | undefined;
     let server: tls.Server | undefined;
     if (adopt) front = Deno.listen({ hostname, port });
     else {
-      server = tls.createServer({ ...secureOptions(pem, opts.client), ALPNProtocols: ALPN });
+      server = tls.createServer({ ...options, ALPNProtocols: ALPN });
       await listenNode(server, hostname, port);
     }
     const gate = new TlsGate(context, { server, front }, opts);
@@ -132,8 +133,9 @@ export class TlsGate {
   /** New handshakes get `pem`; throws, keeping the current pair, if it cannot be loaded. */
   update(pem: { cert: string; key: string }): void {
     if (this.#closed) throw new Error("the listener is shut down");
-    const context = tls.createSecureContext(secureOptions(pem, this.#client));
-    this.#server?.setSecureContext(secureOptions(pem, this.#client));
+    const options = secureOptions(pem, this.#client);
+    const context = tls.createSecureContext(options);
+    this.#server?.setSecureContext(options);
     this.#context = context;
   }
 

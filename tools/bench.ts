@@ -30,6 +30,7 @@
 import { HealthFixture } from "../tests/fixture/health_server.ts";
 import { startRawUpstream } from "../tests/fixture/raw_upstream.ts";
 import { PATH_SWITCH } from "../lib/probe.ts";
+import { median } from "./soak.ts";
 import { benchMemory } from "./bench_memory.ts";
 import { benchStatusPage } from "./bench_status_page.ts";
 
@@ -53,11 +54,6 @@ function freePort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /** Median wall time (measured around the spawn) and peak RSS (GNU time) of probe runs. */

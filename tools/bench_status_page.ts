@@ -16,6 +16,7 @@
 
 import type { Config } from "../lib/flags.ts";
 import { RecentAnswers, StateHistory } from "../lib/status_history.ts";
+import { median } from "./soak.ts";
 import { statusHtml, statusJson, statusSnapshots } from "../lib/status_page.ts";
 
 /** A started server: where it answers, how to stop it. */
@@ -82,11 +83,6 @@ async function pollingBrowser(url: string, port: number): Promise<{ stop(): Prom
       return loads;
     },
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /** Median milliseconds to render the page at its bounds: 1,000 services, 50 long changes. */

@@ -139,6 +139,11 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
+/** The median of `xs` (the upper middle one of an even count), as the benches report it. */
+export function median(xs: number[]): number {
+  return percentile([...xs].sort((a, b) => a - b), 0.5);
+}
+
 /** Runs one soak and returns what it saw. Throws only when the proxy cannot be started. */
 export async function soak(opts: SoakOptions): Promise<SoakResult> {
   const rate = opts.rate ?? 200;
