@@ -281,7 +281,7 @@ export async function runOneShot(
     }
     results.push(...checked);
   } else if (verbose) {
-    io.print("answered by the fast path (Deno's HTTP/2 client)");
+    io.print("answered by the fast path (its own HTTP/2 client)");
   }
   if (verbose) {
     io.print(`time elapsed: ${formatGoDuration(Math.round(performance.now() - started))}`);

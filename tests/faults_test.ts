@@ -18,9 +18,8 @@ export const faultMatrix: Record<Exclude<RawFault, "serving">, [number, number, 
   "bad-protobuf": [3, 503, "RPC_ERROR"],
   "unknown-enum": [4, 503, "UNKNOWN"],
   "negative-enum": [4, 503, "UNKNOWN"],
-  // The probe's fast path sees no trailers and decides on the whole message it received
-  // (README "Differences"); server mode's grpc-js channel calls the missing status an error.
-  "no-trailers": [0, 503, "RPC_ERROR"],
+  // A message without a grpc-status is an error on every path (the fast path reads trailers).
+  "no-trailers": [3, 503, "RPC_ERROR"],
   "http-500": [3, 503, "RPC_ERROR"],
   "truncated": [3, 503, "RPC_ERROR"],
   "huge": [3, 503, "RPC_ERROR"],

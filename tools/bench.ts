@@ -158,12 +158,19 @@ async function benchFastPath(): Promise<void> {
     const commands: Measured[] = [
       { label: "hello, deno run tools/hello.ts (ratios are to this)", argv: [deno, "run", hello] },
       {
-        label: "hello + one h2c fetch (the floor of the fast path)",
-        argv: [deno, "run", "--allow-net", hello, "127.0.0.1", `${plain.port}`],
+        label: "hello + one HTTP/2 preface over Deno.connect (the floor of the fast path)",
+        argv: [deno, "run", "--allow-net", hello, "tcp", "127.0.0.1", `${plain.port}`],
+      },
+      {
+        label: "hello + one h2c fetch (Deno's own HTTP/2 client, for comparison)",
+        argv: [deno, "run", "--allow-net", hello, "fetch", "127.0.0.1", `${plain.port}`],
       },
       {
         label: "hello + one Deno.connectTls handshake (the floor of TLS)",
-        argv: [deno, "run", "--allow-net", "--allow-read", hello, "127.0.0.1", `${tls.port}`, ca],
+        argv: [
+          ...[deno, "run", "--allow-net", "--allow-read", hello],
+          ...["tls", "127.0.0.1", `${tls.port}`, ca],
+        ],
       },
       { label: "probe, SERVING plaintext, fast path", argv: probe(plainFlags) },
       { label: "probe, SERVING plaintext, forced grpc-js", argv: probe(plainFlags), env: grpcJs },
