@@ -18,7 +18,7 @@ import { denoVersionWarning } from "./deno_versions.ts";
 import { createLogger, fileWriter, type Logger } from "./log.ts";
 import { LineLimiter } from "./log_limit.ts";
 import { releaseHeapAfterBursts } from "./heap_release.ts";
-import { createHealthMetrics, type HealthMetrics, metricsHandler } from "./metrics.ts";
+import type { HealthMetrics } from "./metrics.ts";
 import { type CheckResult, type HealthChecker, SERVER_START_FAILED } from "./status.ts";
 import { UpstreamConfigError, UpstreamHealth } from "./upstream.ts";
 import { RecentAnswers, StateHistory } from "./status_history.ts";
@@ -56,7 +56,7 @@ interface StateChanges {
  */
 function stateChanges(
   logger: Logger,
-  metrics: HealthMetrics,
+  metrics: HealthMetrics | undefined,
   history: StateHistory,
 ): StateChanges {
   const limiter = new LineLimiter({
@@ -71,7 +71,7 @@ function stateChanges(
   });
   return {
     report(service, from, to) {
-      metrics.stateChange(service, to.outcome);
+      metrics?.stateChange(service, to.outcome);
       history.record(service, from, to);
       if (!limiter.allow(service)) return;
       const fields = {
@@ -208,7 +208,9 @@ export async function startServer(
     const clientCa = config.httpsListenVerify
       ? readPemFile("-https-listen-ca", config.httpsListenCa)
       : undefined;
-    const metrics = createHealthMetrics({ knownServices: config.services });
+    // prom-client (and the Node compatibility it loads) only when someone can scrape it.
+    const metricsCode = config.metricsHttpListenAddr ? await import("./metrics.ts") : undefined;
+    const metrics = metricsCode?.createHealthMetrics({ knownServices: config.services });
     let answered = 0; // health requests, for telling a burst from quiet
     const history = new StateHistory();
     const recentAnswers = new RecentAnswers();
@@ -246,7 +248,7 @@ export async function startServer(
       list: config.httpListPath ? coalescingLister((s) => upstream.list(s)) : undefined,
       observe: (path, results, seconds) => {
         answered++;
-        metrics.observe(path, results, seconds);
+        metrics?.observe(path, results, seconds);
         recentAnswers.observe(seconds);
       },
     });
@@ -268,14 +270,14 @@ export async function startServer(
     }
     logger.info("checking upstream", { upstream: upstream.target, path: config.httpListenPath });
     let metricsListener: Listener | undefined;
-    if (config.metricsHttpListenAddr) {
+    if (metricsCode && metrics) {
       try {
         metricsListener = await serveHealth({
           addr: config.metricsHttpListenAddr,
           handler: withStatusPage(
             statusSnapshots({ config, target: upstream.target, history, answers: recentAnswers }),
             { status: config.statusHttpPath, metrics: config.metricsHttpPath },
-            metricsHandler(metrics, config.metricsHttpPath),
+            metricsCode.metricsHandler(metrics, config.metricsHttpPath),
           ),
           logger,
         });
