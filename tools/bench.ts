@@ -31,7 +31,7 @@ import { HealthFixture } from "../tests/fixture/health_server.ts";
 import { startRawUpstream } from "../tests/fixture/raw_upstream.ts";
 import { PATH_SWITCH } from "../lib/probe.ts";
 import { median } from "./soak.ts";
-import { benchMemory } from "./bench_memory.ts";
+import { benchIdleBreakdown, benchMemory } from "./bench_memory.ts";
 import { benchStatusPage } from "./bench_status_page.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -241,6 +241,17 @@ const bareServer = (port: number, tls = false) =>
     : "") +
   `}, () => new Response("SERVING\\n", { headers: { "content-type": "text/plain" } }));`;
 const cert = (name: string) => `${root}certs/${name}`;
+
+/** A bare `Deno.serve` whose every answer is one Check of `target` through a grpc-js channel. */
+const grpcJsServer = (target: string) => (port: number) =>
+  `import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+const client = new grpc.Client(${JSON.stringify(target)}, grpc.credentials.createInsecure());
+const check = () => new Promise((resolve) => client.makeUnaryRequest(
+  "/grpc.health.v1.Health/Check", (b) => Buffer.from(b), (b) => b, new Uint8Array(),
+  (err) => resolve(err ? "ERROR" : "SERVING")));
+Deno.serve({ hostname: "127.0.0.1", port: ${port}, onListen() {} },
+  async () => new Response(await check()));`;
 /** The proxy's flags for an HTTPS listener, and with client certificates (mTLS). */
 const httpsFlags = [
   `-https-listen-cert=${cert("server.pem")}`,
@@ -258,28 +269,35 @@ async function startServer(
   fixture: CountingUpstream,
   flags: string[],
   tls: boolean,
+  script?: (port: number) => string,
 ): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = freePort();
   const yardstick = fixture === noUpstream;
   // The yardstick's script comes on stdin, so it runs with --allow-net (and --allow-read for
-  // its certificate) alone (`deno eval` would grant every permission).
+  // its certificate) alone (`deno eval` would grant every permission); another script also
+  // gets the import map and --allow-env (grpc-js reads its GRPC_* variables).
+  const stdinScript = yardstick ? bareServer(port, tls) : script?.(port);
   const proxy = new Deno.Command(Deno.execPath(), {
-    args: yardstick ? ["run", "--allow-net", "--allow-read", "-"] : [
-      "run",
-      ...perms,
-      `${root}main.ts`,
-      `-grpcaddr=${fixture.target}`,
-      `-http-listen-addr=127.0.0.1:${port}`,
-      "-metrics-http-listen-addr=",
-      ...flags,
-    ],
-    stdin: yardstick ? "piped" : "null",
+    args: yardstick
+      ? ["run", "--allow-net", "--allow-read", "-"]
+      : script
+      ? ["run", `--config=${root}deno.json`, "--allow-net", "--allow-read", "--allow-env", "-"]
+      : [
+        "run",
+        ...perms,
+        `${root}main.ts`,
+        `-grpcaddr=${fixture.target}`,
+        `-http-listen-addr=127.0.0.1:${port}`,
+        "-metrics-http-listen-addr=",
+        ...flags,
+      ],
+    stdin: stdinScript ? "piped" : "null",
     stdout: "null",
     stderr: "null",
   }).spawn();
-  if (yardstick) {
+  if (stdinScript) {
     const writer = proxy.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(bareServer(port, tls)));
+    await writer.write(new TextEncoder().encode(stdinScript));
     await writer.close();
   }
   const url = `${tls ? "https" : "http"}://127.0.0.1:${port}/`;
@@ -478,11 +496,15 @@ if (import.meta.main) {
     }
     if (!only || only === "--first-byte") await firstBytes(fixture);
     if (!only || only === "--memory") {
-      await benchMemory({
+      const memoryBench = {
         yardstick: () => startServer(noUpstream, [], false),
-        proxy: (flags) => startServer(fixture, flags, false),
-        load: (url) => wrk(url, 16, 10),
-      });
+        grpcJsServer: () => startServer(fixture, [], false, grpcJsServer(fixture.target)),
+        proxy: (flags: string[]) => startServer(fixture, flags, false),
+        load: (url: string) => wrk(url, 16, 10),
+        freePort,
+      };
+      await benchMemory(memoryBench);
+      await benchIdleBreakdown(memoryBench);
     }
     // Alone: it takes a minute and a browser.
     if (only === "--status-page") {
