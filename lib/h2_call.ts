@@ -1,5 +1,5 @@
 /**
- * The probe's HTTP/2 client (RFC 9113) over `Deno.connect` / `Deno.connectTls`: one connection,
+ * The probe's HTTP/2 client (RFC 9113) on `Deno.connect` (and Deno's TLS): one connection,
  * one request at a time, just what a unary gRPC call needs. It exists because every HTTP/2
  * client Deno offers costs start-up time: `node:http2` loads Node compatibility, and even Deno's
  * own `fetch` adds ~13 ms and ~5 MB to a process that sends one request (docs/performance.md).
@@ -98,16 +98,24 @@ function settingsPayload(settings: [number, number][]): Uint8Array {
 
 /** Resolves as `promise`, or rejects when `signal` aborts first (then disposes of the result). */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal, dispose: (v: T) => void) {
-  if (signal.aborted) promise.then(dispose, () => {});
   return new Promise<T>((resolve, reject) => {
-    if (signal.aborted) return reject(new Error("cancelled"));
     const onAbort = () => {
       promise.then(dispose, () => {});
       reject(new Error("cancelled"));
     };
+    if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/** Closes `conn`, which may already be closed (or handed to `Deno.startTls`). */
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
 }
 
 /** An HTTP/2 connection that sends one request at a time. */
@@ -150,7 +158,7 @@ export class H2Connection {
           signal,
           (c) => c.close(),
         ).catch((err) => {
-          tcp.close();
+          closeQuietly(tcp);
           throw err;
         })
         : tcp;
@@ -158,11 +166,11 @@ export class H2Connection {
     if (tls) {
       const tlsConn = conn as Deno.TlsConn;
       const handshake = await abortable(tlsConn.handshake(), signal, () => {}).catch((err) => {
-        tlsConn.close();
+        closeQuietly(tlsConn);
         throw err;
       });
       if (handshake.alpnProtocol !== "h2") {
-        tlsConn.close();
+        closeQuietly(tlsConn);
         throw new Error("the server did not negotiate h2 (ALPN)");
       }
     }
@@ -207,11 +215,7 @@ export class H2Connection {
 
   /** Closes the connection; safe to call more than once. */
   close(): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#conn);
   }
 
   async #response(stream: number, maxData: number): Promise<H2Exchange> {
