@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=1 --allow-net --allow-read --allow-write --allow-env
+#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=1,--no-concurrent-recompilation,--heap-growing-percent=30 --allow-net --allow-read --allow-write --allow-env
 /**
  * grpc_health_proxy: tells load balancers, Kubernetes and people whether a gRPC server is
  * healthy, through the gRPC Health Checking Protocol. Flags pick the mode (server, probe or

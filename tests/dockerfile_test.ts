@@ -102,7 +102,9 @@ Deno.test("Dockerfile: the build stage compiles with explicit permissions, never
 Deno.test("the V8 flags of `deno task start` are those of the shebang and the binary", () => {
   const v8 = (command: string) => command.split(/\s+/).filter((w) => w.startsWith("--v8-flags"));
   const shebang = Deno.readTextFileSync(`${root}main.ts`).split("\n")[0];
-  assertEquals(v8(tasks.start), ["--v8-flags=--max-semi-space-size=1"], "README, Memory");
+  assertEquals(v8(tasks.start), [
+    "--v8-flags=--max-semi-space-size=1,--no-concurrent-recompilation,--heap-growing-percent=30",
+  ], "README, Memory");
   assertEquals(v8(tasks.compile), v8(tasks.start));
   assertEquals(v8(shebang), v8(tasks.start));
 });

@@ -264,12 +264,18 @@ const noUpstream: CountingUpstream = {
   resetCounts: () => {},
 };
 
-/** A proxy (main.ts with `flags`) or, for `noUpstream`, a bare `Deno.serve`, answering on `url`. */
+/**
+ * A proxy (main.ts with `flags`) or, for `noUpstream`, a bare `Deno.serve`, answering on `url`.
+ * `v8Flags` replaces the V8 flags of `deno task start` and `denoFlags` are added to its command
+ * line (to compare against other settings).
+ */
 async function startServer(
   fixture: CountingUpstream,
   flags: string[],
   tls: boolean,
   script?: (port: number) => string,
+  v8Flags?: string,
+  denoFlags: string[] = [],
 ): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = freePort();
   const yardstick = fixture === noUpstream;
@@ -284,7 +290,8 @@ async function startServer(
       ? ["run", `--config=${root}deno.json`, "--allow-net", "--allow-read", "--allow-env", "-"]
       : [
         "run",
-        ...perms,
+        ...perms.map((w) => v8Flags && w.startsWith("--v8-flags=") ? `--v8-flags=${v8Flags}` : w),
+        ...denoFlags,
         `${root}main.ts`,
         `-grpcaddr=${fixture.target}`,
         `-http-listen-addr=127.0.0.1:${port}`,
@@ -499,7 +506,8 @@ if (import.meta.main) {
       const memoryBench = {
         yardstick: () => startServer(noUpstream, [], false),
         grpcJsServer: () => startServer(fixture, [], false, grpcJsServer(fixture.target)),
-        proxy: (flags: string[]) => startServer(fixture, flags, false),
+        proxy: (flags: string[], v8Flags?: string, denoFlags?: string[]) =>
+          startServer(fixture, flags, false, undefined, v8Flags, denoFlags),
         load: (url: string) => wrk(url, 16, 10),
         freePort,
       };
