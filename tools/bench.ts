@@ -264,18 +264,22 @@ const noUpstream: CountingUpstream = {
   resetCounts: () => {},
 };
 
-/**
- * A proxy (main.ts with `flags`) or, for `noUpstream`, a bare `Deno.serve`, answering on `url`.
- * `v8Flags` replaces the V8 flags of `deno task start` and `denoFlags` are added to its command
- * line (to compare against other settings).
- */
+/** How {@link startServer} departs from running main.ts as `deno task start` does. */
+interface StartOptions {
+  /** A script (given its port) to run on stdin instead of main.ts. */
+  script?: (port: number) => string;
+  /** Replaces the V8 flags of `deno task start` (to compare against other settings). */
+  v8Flags?: string;
+  /** Added to the `deno run` command line. */
+  denoFlags?: string[];
+}
+
+/** A proxy (main.ts with `flags`) or, for `noUpstream`, a bare `Deno.serve`, answering on `url`. */
 async function startServer(
   fixture: CountingUpstream,
   flags: string[],
   tls: boolean,
-  script?: (port: number) => string,
-  v8Flags?: string,
-  denoFlags: string[] = [],
+  { script, v8Flags, denoFlags = [] }: StartOptions = {},
 ): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = freePort();
   const yardstick = fixture === noUpstream;
@@ -505,9 +509,10 @@ if (import.meta.main) {
     if (!only || only === "--memory") {
       const memoryBench = {
         yardstick: () => startServer(noUpstream, [], false),
-        grpcJsServer: () => startServer(fixture, [], false, grpcJsServer(fixture.target)),
+        grpcJsServer: () =>
+          startServer(fixture, [], false, { script: grpcJsServer(fixture.target) }),
         proxy: (flags: string[], v8Flags?: string, denoFlags?: string[]) =>
-          startServer(fixture, flags, false, undefined, v8Flags, denoFlags),
+          startServer(fixture, flags, false, { v8Flags, denoFlags }),
         load: (url: string) => wrk(url, 16, 10),
         freePort,
       };

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { vmRssMb } from "./soak.ts";
+import { median, vmRssMb } from "./soak.ts";
 
 /** A started server: where it answers, its process, how to stop it. */
 interface Started {
@@ -35,10 +35,10 @@ export interface MemoryBench {
  * The V8 flags `deno task start` had before the flags that bound the heap under load
  * (`--no-concurrent-recompilation`, `--heap-growing-percent=30`): the throughput reference.
  */
-export const previousV8Flags = "--max-semi-space-size=1";
+const previousV8Flags = "--max-semi-space-size=1";
 
 /** The README's bounds: idle over the bare server, the rise under load, throughput kept. */
-export const memoryBounds = { idleOverBareMb: 20, riseUnderLoadMb: 30, throughputShare: 0.9 };
+const memoryBounds = { idleOverBareMb: 20, riseUnderLoadMb: 30, throughputShare: 0.9 };
 
 /** VmRSS after one answered request and a second to settle. */
 async function idleMb(server: Started): Promise<number> {
@@ -56,24 +56,23 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** One server's figures: idle, right after the load, 15 s later; req/s and CPU per request. */
+/** What the comparison uses of one server's run: idle, right after the load, req/s, CPU. */
 interface Figures {
   idle: number;
   after: number;
-  later: number;
   rps: number;
   cpuUsPerRequest: number;
 }
 
 /**
- * Idle, right after the load and (with `later`) 15 s later, for one started server; prints one
- * line unless `quiet`.
+ * Idle, right after the load and 15 s later, for one started server; prints one line. A `quick`
+ * measurement (a round of the throughput comparison) skips the 15 s and prints nothing.
  */
 async function measure(
   label: string,
   server: Started,
   bench: MemoryBench,
-  { later: wait = true, quiet = false } = {},
+  quick = false,
 ): Promise<Figures> {
   try {
     const idle = await idleMb(server);
@@ -81,29 +80,22 @@ async function measure(
     const { rps } = await bench.load(server.url);
     const after = await vmRssMb(server.pid);
     const cpuUsPerRequest = (await cpuSeconds(server.pid) - cpuBefore) * 1e6 / (rps * 10);
-    if (wait) await new Promise((r) => setTimeout(r, 15_000));
-    const later = wait ? await vmRssMb(server.pid) : NaN;
+    const figures = { idle, after, rps, cpuUsPerRequest };
+    if (quick) return figures;
+    await new Promise((r) => setTimeout(r, 15_000));
+    const later = await vmRssMb(server.pid);
     const mb = (n: number) => `${n.toFixed(1)} MB`;
-    if (!quiet) {
-      console.log(
-        `  ${label}: idle ${mb(idle)}, after the load ${mb(after)} (+${
-          (after - idle).toFixed(1)
-        }), ` +
-          (wait ? `15 s later ${mb(later)} (+${(later - idle).toFixed(1)}); ` : "") +
-          `${rps.toFixed(0)} req/s, ${cpuUsPerRequest.toFixed(1)} us CPU per request`,
-      );
-    }
-    return { idle, after, later, rps, cpuUsPerRequest };
+    console.log(
+      `  ${label}: idle ${mb(idle)}, after the load ${mb(after)} (+${
+        (after - idle).toFixed(1)
+      }), ` +
+        `15 s later ${mb(later)} (+${(later - idle).toFixed(1)}); ` +
+        `${rps.toFixed(0)} req/s, ${cpuUsPerRequest.toFixed(1)} us CPU per request`,
+    );
+    return figures;
   } finally {
     await server.stop();
   }
-}
-
-/** The median of `values`. */
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** Rounds of the throughput comparison: single 10 s runs on a shared machine vary by 20-50 %. */
@@ -113,7 +105,7 @@ const ROUNDS = 3;
  * One line: a shipped configuration against the README's bounds, and its throughput and CPU per
  * request against the previous V8 flags' (medians of alternating rounds).
  */
-export function boundsLine(
+function boundsLine(
   label: string,
   bare: Figures,
   shipped: Figures[],
@@ -155,9 +147,8 @@ export async function benchMemory(bench: MemoryBench): Promise<void> {
     ];
     // More rounds, alternating, for the throughput comparison (no 15 s wait, not printed).
     for (let round = 1; round < ROUNDS; round++) {
-      const quick = { later: false, quiet: true };
-      shipped.push(await measure(mode, await bench.proxy(flags), bench, quick));
-      before.push(await measure(mode, await bench.proxy(flags, previousV8Flags), bench, quick));
+      shipped.push(await measure(mode, await bench.proxy(flags), bench, true));
+      before.push(await measure(mode, await bench.proxy(flags, previousV8Flags), bench, true));
     }
     const rounds = (figures: Figures[]) =>
       figures.map((f) => `${f.rps.toFixed(0)}/${f.cpuUsPerRequest.toFixed(1)}`).join(", ");
